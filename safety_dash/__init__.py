@@ -1,0 +1,3 @@
+"""safety-dash: safety signal monitoring for clinical trials."""
+
+__version__ = "0.1.0"

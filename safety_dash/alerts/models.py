@@ -1,0 +1,1 @@
+"""Tables owned by the alerts package (alerts, acknowledgements, the email outbox)."""

@@ -1,0 +1,155 @@
+"""Per data cut: read the cut's records, run the metrics, store the derived tables.
+
+Called inside the load transaction (so a cut never exists without its derivations) and again on demand;
+recomputing deletes the cut's derived rows first, so it is idempotent. Views, alerts and the ``rates``
+command all read these stored tables, so every one of them shows the same numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from sqlalchemy import Connection, delete
+
+from safety_dash.db.models import DerivedEvent, DerivedSubject
+from safety_dash.db.queries import run_query
+from safety_dash.ingest.load import bulk_insert
+from safety_dash.metrics.baskets import parse_baskets
+from safety_dash.metrics.events import derive_events
+from safety_dash.metrics.exposure import derive_subject_exposure
+
+GROUP_COLUMN = "COHORT_GROUP"
+
+
+@dataclass(frozen=True)
+class CutContext:
+    """A data cut and the settings its derivations follow."""
+
+    run_id: int
+    study_id: str
+    cutoff: dt.date
+    window_days: int
+    cohort_column: str | None
+    related_values: frozenset[str]
+
+
+def load_cut_context(connection: Connection, run_id: int) -> CutContext:
+    """The study settings and cutoff of cut ``run_id``; fails with a sentence when there is no such run."""
+    run = run_query(connection, "run", run_id=run_id)
+    if run.empty:
+        raise ValueError(f"data cut {run_id} does not exist; `python -m safety_dash ingest` lists the run ids it makes")
+    row = run.iloc[0]
+    return CutContext(
+        run_id=run_id,
+        study_id=row["study_id"],
+        cutoff=pd.Timestamp(row["cutoff"]).date(),
+        window_days=int(row["window_days"]),
+        cohort_column=row["cohort_column"] or None,
+        related_values=frozenset(v.strip().upper() for v in row["related_values"].split(",") if v.strip()),
+    )
+
+
+def load_cut_frames(connection: Connection, cut: CutContext) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """DM, EX and AE of the cut as the metrics expect them: upper-case SDTM names, text, '' for missing."""
+    params = {"study_id": cut.study_id, "run_id": cut.run_id}
+    dm = run_query(connection, "cut_subjects", **params)
+    extra = pd.DataFrame([_as_dict(v) for v in dm["extra"]], index=dm.index)
+    dm = pd.concat([_upper_text(dm.drop(columns=["extra"])), extra.fillna("")], axis=1)
+    group = cut.cohort_column if cut.cohort_column and cut.cohort_column in dm.columns else "ACTARM"
+    dm[GROUP_COLUMN] = dm[group]
+    ex = _upper_text(run_query(connection, "cut_exposure", **params))
+    ex["EXDOSE"] = pd.to_numeric(ex["EXDOSE"].replace("", None), errors="coerce")
+    ae = _upper_text(run_query(connection, "cut_adverse_events", **params)).rename(columns={"ID": "AE_ID"})
+    ae["AE_ID"] = ae["AE_ID"].astype(int)
+    return dm, ex, ae
+
+
+def derive_cut(connection: Connection, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Compute and store the subject- and event-level derivations of cut ``run_id``; return them."""
+    cut = load_cut_context(connection, run_id)
+    dm, ex, ae = load_cut_frames(connection, cut)
+    subjects = derive_subject_exposure(dm, ex, cut.cutoff, cut.window_days)
+    events = derive_events(ae, subjects, cut.cutoff, cut.window_days, cut.related_values)
+    connection.execute(delete(DerivedEvent).where(DerivedEvent.run_id == run_id))
+    connection.execute(delete(DerivedSubject).where(DerivedSubject.run_id == run_id))
+    bulk_insert(connection, DerivedSubject.__table__, _subject_rows(subjects, run_id))
+    bulk_insert(connection, DerivedEvent.__table__, _event_rows(events, run_id))
+    return subjects, events
+
+
+def load_baskets(path: Path) -> dict[str, frozenset[str]]:
+    """The AE baskets of a YAML file (named lists of PTs), validated."""
+    with path.open(encoding="utf-8") as handle:
+        return parse_baskets(yaml.safe_load(handle))
+
+
+def _subject_rows(subjects: pd.DataFrame, run_id: int) -> list[dict]:
+    frame = pd.DataFrame(
+        {
+            "run_id": run_id,
+            "usubjid": subjects["USUBJID"],
+            "subject_version_id": subjects["ID"].astype(int),
+            "cohort": subjects[GROUP_COLUMN].replace("", None),
+            "trtsdt": _dates(subjects["TRTSDT"]),
+            "trtedt": _dates(subjects["TRTEDT"]),
+            "dthdt": _dates(subjects["DTHDT"]),
+            "saffl": subjects["SAFFL"].astype(bool),
+            "window_end": _dates(subjects["WINDOW_END"]),
+            "days_at_risk": subjects["DAYS_AT_RISK"].astype("Int64"),
+            "n_doses": subjects["N_DOSES"].astype(int),
+        }
+    )
+    return _records(frame)
+
+
+def _event_rows(events: pd.DataFrame, run_id: int) -> list[dict]:
+    change = events["CHANGE"].where(events["VALID_FROM_RUN"].astype(int) == run_id, "unchanged")
+    frame = pd.DataFrame(
+        {
+            "run_id": run_id,
+            "ae_version_id": events["AE_ID"].astype(int),
+            "usubjid": events["USUBJID"],
+            "soc": events["SOC"],
+            "pt": events["PT"],
+            "astdt": _dates(events["ASTDT"]),
+            "astdtf": events["ASTDTF"].replace("", None),
+            "astdy": events["ASTDY"].astype("Int64"),
+            "trtemfl": events["TRTEMFL"].astype(bool),
+            "window_label": events["WINDOW_LABEL"],
+            "after_cutoff": events["AFTER_CUTOFF"].astype(bool),
+            "grade": events["GRADE"].astype("Int64"),
+            "grade_source": events["GRADE_SOURCE"],
+            "serious": events["SERIOUS"].astype(bool),
+            "related": events["RELATED"].astype(bool),
+            "uncoded": events["UNCODED"].astype(bool),
+            "record_change": change,
+        }
+    )
+    return _records(frame)
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values).dt.date.astype(object).where(values.notna(), None)
+
+
+def _upper_text(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.rename(columns=str.upper)
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            frame[column] = frame[column].fillna("")
+    return frame
+
+
+def _as_dict(value) -> dict:
+    if value is None or value == "":
+        return {}
+    return value if isinstance(value, dict) else json.loads(value)

@@ -1,0 +1,144 @@
+"""Every setting of safety-dash, read from the environment in one place.
+
+Each setting has a documented default; ``README.md`` carries the same table, and a test checks that every
+setting below appears there. Secrets (passwords, the session key) come only from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its name, default (as text) and what it means."""
+
+    name: str
+    default: str | None
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("SAFETY_DASH_DATA_DIR", "./data", "Folder for the embedded SQLite database and the default inbox."),
+    Setting(
+        "SAFETY_DASH_DATABASE_URL",
+        None,
+        "SQLAlchemy URL of the database; default: SQLite file safety_dash.db in SAFETY_DASH_DATA_DIR. "
+        "PostgreSQL: postgresql+psycopg://user@host/db.",
+    ),
+    Setting("SAFETY_DASH_INBOX", None, "Folder the scheduler watches for extracts; default: DATA_DIR/inbox."),
+    Setting("SAFETY_DASH_ARCHIVE", None, "Where processed extracts are moved; default: DATA_DIR/archive."),
+    Setting("SAFETY_DASH_REJECTED", None, "Where rejected extracts are moved; default: DATA_DIR/rejected."),
+    Setting("SAFETY_DASH_INGEST_INTERVAL_MINUTES", "15", "Minutes between two looks at the inbox."),
+    Setting(
+        "SAFETY_DASH_INBOX_SETTLE_SECONDS",
+        "60",
+        "An extract folder is taken once untouched this long (or at once when it holds a file named READY).",
+    ),
+    Setting("SAFETY_DASH_BASKETS_FILE", None, "YAML file of AE baskets; default: the shipped immune-related baskets."),
+    Setting("SAFETY_DASH_RULES_DIR", None, "Folder of alert rule files <STUDYID>.yaml; default: DATA_DIR/rules."),
+    Setting("SAFETY_DASH_SMTP_HOST", "localhost", "SMTP server that delivers alert emails."),
+    Setting("SAFETY_DASH_SMTP_PORT", "25", "Port of the SMTP server."),
+    Setting("SAFETY_DASH_SMTP_USER", "", "SMTP user name; empty means no login."),
+    Setting("SAFETY_DASH_SMTP_PASSWORD", "", "SMTP password (secret; environment only)."),
+    Setting("SAFETY_DASH_SMTP_STARTTLS", "false", "Use STARTTLS before logging in (true/false)."),
+    Setting("SAFETY_DASH_SMTP_FROM", "safety-dash@localhost", "Sender address of alert emails."),
+    Setting("SAFETY_DASH_ALERT_RECIPIENTS", "", "Comma-separated default recipients of alerts."),
+    Setting("SAFETY_DASH_BASE_URL", "http://127.0.0.1:8050", "Address of the dashboard, used in email links."),
+    Setting("SAFETY_DASH_SECRET_KEY", None, "Key that signs session cookies (secret; required outside `make run`)."),
+    Setting("SAFETY_DASH_SESSION_MINUTES", "480", "Minutes after which a signed-in session expires."),
+)
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    if value is not None and value.strip() == "":
+        return None if name not in ("SAFETY_DASH_SMTP_USER", "SAFETY_DASH_SMTP_PASSWORD") else ""
+    return value
+
+
+def _default(name: str) -> str | None:
+    for setting in SETTINGS:
+        if setting.name == name:
+            return setting.default
+    raise KeyError(f"{name} is not a setting; add it to SETTINGS in safety_dash/config.py")
+
+
+def _get(name: str) -> str | None:
+    value = _env(name)
+    return value if value is not None else _default(name)
+
+
+def _as_bool(name: str) -> bool:
+    value = (_get(name) or "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, not {value!r}")
+
+
+def _as_float(name: str) -> float:
+    value = _get(name)
+    try:
+        return float(value or "")
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {value!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The settings in force, read from the environment by :func:`load_settings`."""
+
+    data_dir: Path
+    database_url: str
+    inbox: Path
+    archive: Path
+    rejected: Path
+    ingest_interval_minutes: float
+    inbox_settle_seconds: float
+    baskets_file: Path
+    rules_dir: Path
+    smtp_host: str
+    smtp_port: int
+    smtp_user: str
+    smtp_password: str = field(repr=False)
+    smtp_starttls: bool = False
+    smtp_from: str = "safety-dash@localhost"
+    alert_recipients: tuple[str, ...] = ()
+    base_url: str = "http://127.0.0.1:8050"
+    secret_key: str | None = field(default=None, repr=False)
+    session_minutes: float = 480.0
+
+
+DEFAULT_BASKETS_FILE = Path(__file__).parent / "baskets" / "immune_related.yaml"
+
+
+def load_settings() -> Settings:
+    """Read every setting from the environment, applying the documented defaults."""
+    data_dir = Path(_get("SAFETY_DASH_DATA_DIR") or "./data").resolve()
+    database_url = _get("SAFETY_DASH_DATABASE_URL") or f"sqlite:///{data_dir / 'safety_dash.db'}"
+    recipients = tuple(r.strip() for r in (_get("SAFETY_DASH_ALERT_RECIPIENTS") or "").split(",") if r.strip())
+    return Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        inbox=Path(_get("SAFETY_DASH_INBOX") or data_dir / "inbox").resolve(),
+        archive=Path(_get("SAFETY_DASH_ARCHIVE") or data_dir / "archive").resolve(),
+        rejected=Path(_get("SAFETY_DASH_REJECTED") or data_dir / "rejected").resolve(),
+        ingest_interval_minutes=_as_float("SAFETY_DASH_INGEST_INTERVAL_MINUTES"),
+        inbox_settle_seconds=_as_float("SAFETY_DASH_INBOX_SETTLE_SECONDS"),
+        baskets_file=Path(_get("SAFETY_DASH_BASKETS_FILE") or DEFAULT_BASKETS_FILE),
+        rules_dir=Path(_get("SAFETY_DASH_RULES_DIR") or data_dir / "rules").resolve(),
+        smtp_host=_get("SAFETY_DASH_SMTP_HOST") or "localhost",
+        smtp_port=int(_as_float("SAFETY_DASH_SMTP_PORT")),
+        smtp_user=_get("SAFETY_DASH_SMTP_USER") or "",
+        smtp_password=_get("SAFETY_DASH_SMTP_PASSWORD") or "",
+        smtp_starttls=_as_bool("SAFETY_DASH_SMTP_STARTTLS"),
+        smtp_from=_get("SAFETY_DASH_SMTP_FROM") or "safety-dash@localhost",
+        alert_recipients=recipients,
+        base_url=(_get("SAFETY_DASH_BASE_URL") or "http://127.0.0.1:8050").rstrip("/"),
+        secret_key=_get("SAFETY_DASH_SECRET_KEY"),
+        session_minutes=_as_float("SAFETY_DASH_SESSION_MINUTES"),
+    )

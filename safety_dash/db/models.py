@@ -1,0 +1,236 @@
+"""The database schema of study data, data cuts, derived tables and users.
+
+Study records are versioned, never overwritten: each ingestion run (a *data cut*) that sees a record new or
+changed adds a version whose ``valid_from_run`` is that run; the version it replaces, or a record missing from a
+full extract, gets ``valid_to_run`` set. The records of cut C are the versions with
+``valid_from_run <= C < valid_to_run`` (or ``valid_to_run`` empty). Raw SDTM values are kept as text beside
+anything derived from them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from sqlalchemy import JSON, Boolean, Date, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+RunId = Annotated[int, mapped_column(ForeignKey("ingestion_runs.id"), index=True)]
+StudyId = Annotated[str, mapped_column(String(64), ForeignKey("studies.study_id"), index=True)]
+SdtmText = Annotated[str | None, mapped_column(Text)]
+
+
+def utcnow() -> dt.datetime:
+    """Now, in UTC, with its time zone."""
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dt.datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+
+
+class Study(Base):
+    """A study and the settings its derivations follow."""
+
+    __tablename__ = "studies"
+
+    study_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cohort_column: Mapped[str | None] = mapped_column(String(64))
+    window_days: Mapped[int] = mapped_column(Integer, default=90)
+    ctcae_version: Mapped[str] = mapped_column(String(8), default="5.0")
+    ae_key_columns: Mapped[str] = mapped_column(String(200), default="USUBJID,AESEQ")
+    related_values: Mapped[str] = mapped_column(String(200), default="RELATED,PROBABLE,POSSIBLE,Y")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Written first in every load transaction: serialises two loads of one study (a row lock on
+    # PostgreSQL, the write lock on SQLite).
+    last_load_at: Mapped[dt.datetime | None]
+
+
+class IngestionRun(Base):
+    """One ingestion run; a succeeded run is a data cut."""
+
+    __tablename__ = "ingestion_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("studies.study_id"), index=True)
+    source: Mapped[str] = mapped_column(Text)
+    trigger: Mapped[str] = mapped_column(String(16), default="cli")
+    worker: Mapped[str] = mapped_column(String(200), default="")  # host:pid of the process that ran it
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    message: Mapped[str] = mapped_column(Text, default="")
+    cutoff: Mapped[dt.date | None] = mapped_column(Date)
+    checksums: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None]
+    derived_at: Mapped[dt.datetime | None]
+
+    __table_args__ = (Index("ix_ingestion_runs_study_status", "study_id", "status"),)
+
+
+class _Versioned:
+    """Columns every versioned study record carries."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[StudyId]
+    record_key: Mapped[str] = mapped_column(Text)
+    usubjid: Mapped[str] = mapped_column(String(100))
+    content_hash: Mapped[str] = mapped_column(String(32))
+    change: Mapped[str] = mapped_column(String(8))  # new | changed: how this version arose
+    valid_from_run: Mapped[int] = mapped_column(Integer)
+    valid_to_run: Mapped[int | None] = mapped_column(Integer)
+    source_row: Mapped[int] = mapped_column(Integer)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class SubjectVersion(_Versioned, Base):
+    """A DM row as delivered in a data cut."""
+
+    __tablename__ = "subject_versions"
+
+    siteid: Mapped[SdtmText]
+    arm: Mapped[SdtmText]
+    actarm: Mapped[SdtmText]
+    age: Mapped[SdtmText]
+    sex: Mapped[SdtmText]
+    rfxstdtc: Mapped[SdtmText]
+    rfxendtc: Mapped[SdtmText]
+    dthdtc: Mapped[SdtmText]
+    dthfl: Mapped[SdtmText]
+
+    __table_args__ = (
+        Index("ix_subject_versions_current", "study_id", "record_key", "valid_to_run"),
+        Index("ix_subject_versions_from", "study_id", "valid_from_run"),
+    )
+
+
+class ExposureVersion(_Versioned, Base):
+    """An EX row as delivered in a data cut."""
+
+    __tablename__ = "exposure_versions"
+
+    exseq: Mapped[SdtmText]
+    extrt: Mapped[SdtmText]
+    exdose: Mapped[float | None] = mapped_column(Float)
+    exdosu: Mapped[SdtmText]
+    exstdtc: Mapped[SdtmText]
+    exendtc: Mapped[SdtmText]
+
+    __table_args__ = (
+        Index("ix_exposure_versions_current", "study_id", "record_key", "valid_to_run"),
+        Index("ix_exposure_versions_from", "study_id", "valid_from_run"),
+    )
+
+
+class AdverseEventVersion(_Versioned, Base):
+    """An AE row as delivered in a data cut; ``aetoxgr`` keeps the raw grade text."""
+
+    __tablename__ = "ae_versions"
+
+    aeseq: Mapped[SdtmText]
+    aespid: Mapped[SdtmText]
+    aeterm: Mapped[SdtmText]
+    aedecod: Mapped[SdtmText]
+    aebodsys: Mapped[SdtmText]
+    aetoxgr: Mapped[SdtmText]
+    aesev: Mapped[SdtmText]
+    aeser: Mapped[SdtmText]
+    aesdth: Mapped[SdtmText]
+    aeslife: Mapped[SdtmText]
+    aeshosp: Mapped[SdtmText]
+    aesdisab: Mapped[SdtmText]
+    aescong: Mapped[SdtmText]
+    aesmie: Mapped[SdtmText]
+    aerel: Mapped[SdtmText]
+    aeacn: Mapped[SdtmText]
+    aeout: Mapped[SdtmText]
+    aestdtc: Mapped[SdtmText]
+    aeendtc: Mapped[SdtmText]
+    aegrpid: Mapped[SdtmText]
+
+    __table_args__ = (
+        Index("ix_ae_versions_current", "study_id", "record_key", "valid_to_run"),
+        Index("ix_ae_versions_from", "study_id", "valid_from_run"),
+    )
+
+
+class QuarantinedRow(Base):
+    """A source row that could not be loaded, with the reason and the row as read."""
+
+    __tablename__ = "quarantined_rows"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[RunId]
+    domain: Mapped[str] = mapped_column(String(8))
+    file: Mapped[str] = mapped_column(Text)
+    row_number: Mapped[int] = mapped_column(Integer)
+    column: Mapped[str | None] = mapped_column(String(64))
+    value: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class DerivedSubject(Base):
+    """Subject-level derivations of one data cut (DOMAIN.md §2)."""
+
+    __tablename__ = "derived_subjects"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("ingestion_runs.id"), primary_key=True)
+    usubjid: Mapped[str] = mapped_column(String(100), primary_key=True)
+    subject_version_id: Mapped[int] = mapped_column(Integer)
+    cohort: Mapped[str | None] = mapped_column(Text)
+    trtsdt: Mapped[dt.date | None] = mapped_column(Date)
+    trtedt: Mapped[dt.date | None] = mapped_column(Date)
+    dthdt: Mapped[dt.date | None] = mapped_column(Date)
+    saffl: Mapped[bool] = mapped_column(Boolean)
+    window_end: Mapped[dt.date | None] = mapped_column(Date)
+    days_at_risk: Mapped[int | None] = mapped_column(Integer)
+    n_doses: Mapped[int] = mapped_column(Integer)
+
+
+class DerivedEvent(Base):
+    """Event-level derivations of one data cut (DOMAIN.md §3), one row per AE version in the cut."""
+
+    __tablename__ = "derived_events"
+
+    run_id: Mapped[int] = mapped_column(ForeignKey("ingestion_runs.id"), primary_key=True)
+    ae_version_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    usubjid: Mapped[str] = mapped_column(String(100))
+    soc: Mapped[str] = mapped_column(Text)
+    pt: Mapped[str] = mapped_column(Text)
+    astdt: Mapped[dt.date | None] = mapped_column(Date)
+    astdtf: Mapped[str | None] = mapped_column(String(1))
+    astdy: Mapped[int | None] = mapped_column(Integer)
+    trtemfl: Mapped[bool] = mapped_column(Boolean)
+    window_label: Mapped[str] = mapped_column(String(24))
+    after_cutoff: Mapped[bool] = mapped_column(Boolean)
+    grade: Mapped[int | None] = mapped_column(Integer)
+    grade_source: Mapped[str] = mapped_column(String(16))
+    serious: Mapped[bool] = mapped_column(Boolean)
+    related: Mapped[bool] = mapped_column(Boolean)
+    uncoded: Mapped[bool] = mapped_column(Boolean)
+    record_change: Mapped[str] = mapped_column(String(9))  # new | changed | unchanged, against the previous cut
+
+    __table_args__ = (Index("ix_derived_events_run_pt", "run_id", "pt"),)
+
+
+class User(Base):
+    """A person who may sign in; passwords are stored only as salted hashes."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))  # monitor | committee | admin
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

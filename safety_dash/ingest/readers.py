@@ -1,0 +1,211 @@
+"""Read one extract folder into text DataFrames: SAS transport (.xpt), SAS7BDAT or CSV.
+
+Everything comes back as text, the way SDTM defines it: upper-case column names, values stripped, '' for
+missing, integral numbers without a trailing ``.0`` and SAS dates as ISO 8601. A file that cannot be read
+as a whole raises :class:`FileProblem`, naming the file (and line and column where known); the run then
+fails and nothing changes. Row-level problems are not found here but in :mod:`safety_dash.ingest.validate`.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import pyreadstat
+
+SUFFIXES = (".xpt", ".sas7bdat", ".csv")
+SDTM_DOMAINS = ("dm", "ex", "ae")
+ADAM_DOMAINS = ("adsl", "adae")
+ROW_COLUMN = "_ROW"  # 1-based data row number in the source file (the header line of a CSV is not counted)
+
+
+class FileProblem(Exception):
+    """A file that cannot be used as a whole: unreadable, truncated, undecodable, or missing a column."""
+
+    def __init__(self, file: str, message: str, column: str | None = None, row: int | None = None):
+        self.file, self.column, self.row = file, column, row
+        where = file + (f", row {row}" if row is not None else "") + (f", column {column}" if column else "")
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass
+class SourceFile:
+    """One domain's file as read: its text frame and what we know of the file."""
+
+    domain: str
+    path: Path
+    frame: pd.DataFrame
+    sha256: str
+    encoding: str
+    notes: list[str] = field(default_factory=list)
+
+
+def find_domain_files(folder: Path) -> dict[str, Path]:
+    """The dm/ex/ae (or adsl/adae) files of an extract folder, by lower-case domain name.
+
+    File names are matched case-insensitively; two files for one domain (``ae.xpt`` and ``AE.csv``) are a
+    problem, since we cannot tell which one the sender meant.
+    """
+    if not folder.is_dir():
+        raise FileProblem(str(folder), "is not a folder holding dm, ex and ae files")
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        stem, suffix = path.stem.lower(), path.suffix.lower()
+        if suffix not in SUFFIXES or stem not in SDTM_DOMAINS + ADAM_DOMAINS:
+            continue
+        if stem in found:
+            raise FileProblem(str(path), f"two files for domain {stem}: {found[stem].name} and {path.name}")
+        found[stem] = path
+    return found
+
+
+def compute_sha256(path: Path) -> str:
+    """The SHA-256 checksum of a file, recorded with every run."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_domain_file(domain: str, path: Path) -> SourceFile:
+    """Read one file into a text frame with a ``_ROW`` column; raise :class:`FileProblem` if it cannot be."""
+    if not path.is_file():
+        raise FileProblem(str(path), "does not exist")
+    if path.stat().st_size == 0:
+        raise FileProblem(path.name, "the file is empty (0 bytes)")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        frame, encoding = _read_csv(path)
+    elif suffix == ".xpt":
+        frame, encoding = _read_xpt(path)
+    else:
+        frame, encoding = _read_sas7bdat(path)
+    frame = _normalise(frame, path.name)
+    frame.insert(0, ROW_COLUMN, range(1, len(frame) + 1))
+    return SourceFile(domain, path, frame, compute_sha256(path), encoding)
+
+
+def _read_xpt(path: Path) -> tuple[pd.DataFrame, str]:
+    # SAS V5 transport is a sequence of 80-byte records; a file cut short of that is truncated, and
+    # pyreadstat would otherwise return the rows it could read without a word.
+    size = path.stat().st_size
+    if size % 80:
+        raise FileProblem(path.name, f"the file is truncated: {size} bytes is not a whole number of 80-byte records")
+    # Transport files carry no encoding; SAS writes them in the session encoding, usually UTF-8 or
+    # WLATIN1 (cp1252). We try UTF-8 first and say so when cp1252 was needed.
+    for encoding in ("utf-8", "cp1252"):
+        try:
+            frame, _meta = pyreadstat.read_xport(str(path), encoding=encoding)
+            return frame, encoding
+        except UnicodeDecodeError:
+            continue
+        except Exception as error:  # pyreadstat raises its own error types
+            if "encoding" in str(error):
+                continue
+            raise FileProblem(path.name, f"not a readable SAS transport file ({error})") from None
+    raise FileProblem(path.name, "text is neither UTF-8 nor Windows-1252")
+
+
+def _read_sas7bdat(path: Path) -> tuple[pd.DataFrame, str]:
+    try:
+        frame, meta = pyreadstat.read_sas7bdat(str(path))
+    except UnicodeDecodeError as error:
+        raise FileProblem(path.name, f"text cannot be decoded ({error.reason} at byte {error.start})") from None
+    except Exception as error:
+        raise FileProblem(path.name, f"not a readable SAS7BDAT file ({error})") from None
+    if meta.number_rows is not None and meta.number_rows != len(frame):
+        raise FileProblem(path.name, f"the file is truncated: header says {meta.number_rows} rows, read {len(frame)}")
+    return frame, meta.file_encoding or "utf-8"
+
+
+def _read_csv(path: Path) -> tuple[pd.DataFrame, str]:
+    raw = path.read_bytes().removeprefix(b"\xef\xbb\xbf")  # a byte-order mark is allowed, not required
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line, column = _locate_byte(raw, error.start)
+        raise FileProblem(
+            path.name,
+            f"byte 0x{raw[error.start]:02x} is not UTF-8 text; save the file as UTF-8",
+            column=column,
+            row=line,
+        ) from None
+    if not text.strip():
+        raise FileProblem(path.name, "the file holds no header and no rows")
+    first_line = text.split("\n", 1)[0]
+    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False, na_values=[], skip_blank_lines=True
+        )
+    except pd.errors.ParserError as error:
+        raise FileProblem(path.name, f"malformed CSV ({error})") from None
+    if len(frame.columns) and not text.endswith(("\n", "\r")) and len(frame):
+        last = next(csv.reader([text.rstrip().rsplit("\n", 1)[-1]], delimiter=delimiter))
+        if len(last) != len(frame.columns):
+            raise FileProblem(
+                path.name, f"the file is truncated: its last line has {len(last)} of {len(frame.columns)} fields"
+            )
+    short = frame.isna().any(axis=1)
+    if short.any():
+        row = int(short.to_numpy().nonzero()[0][0]) + 1
+        raise FileProblem(path.name, "the row has fewer fields than the header", row=row)
+    return frame, "utf-8"
+
+
+def _locate_byte(raw: bytes, offset: int) -> tuple[int, str | None]:
+    """Data row number and column name of the byte at ``offset`` of a CSV file (for error messages)."""
+    header_end = raw.find(b"\n")
+    header = raw[:header_end].decode("utf-8", errors="replace").strip("\r")
+    delimiter = ";" if header.count(";") > header.count(",") else ","
+    names = next(csv.reader([header], delimiter=delimiter))
+    line_start = raw.rfind(b"\n", 0, offset) + 1
+    row = raw.count(b"\n", 0, offset)  # the header is line 0
+    before = raw[line_start:offset].decode("utf-8", errors="replace")
+    index = before.count(delimiter)
+    return row, (names[index].strip().upper() if index < len(names) else None)
+
+
+def _normalise(frame: pd.DataFrame, file: str) -> pd.DataFrame:
+    names = [str(c).strip().upper() for c in frame.columns]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise FileProblem(file, "column names repeat (names are case-insensitive)", column=", ".join(duplicated))
+    frame = frame.set_axis(names, axis=1)
+    return pd.DataFrame({name: _as_text(frame[name]) for name in names}, index=range(len(frame)))
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(column.dtype):
+        return pd.Series([_number_text(v) for v in column.to_numpy()], dtype=object)
+    values = column.to_numpy(dtype=object)
+    return pd.Series([_value_text(v) for v in values], dtype=object)
+
+
+def _number_text(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
+def _value_text(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="seconds") if (value.hour or value.minute or value.second) else value.date().isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float | int):
+        return _number_text(float(value))
+    if value is pd.NaT:
+        return ""
+    return str(value).strip()

@@ -1,0 +1,95 @@
+"""Jobs: idempotent verb_noun functions, each bounded per run; safety_dash.scheduler says when they run.
+
+``ingest_inbox`` claims an extract folder by renaming it into ``<inbox>/.processing``: a rename is atomic,
+so when two scheduler processes look at the same inbox only one of them gets each extract.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+from safety_dash.config import Settings
+from safety_dash.ingest.pipeline import EXIT_FILE_PROBLEM, RunResult, ingest_extract
+
+log = logging.getLogger(__name__)
+MAX_EXTRACTS_PER_RUN = 10
+READY_MARKER = "READY"
+
+
+def ingest_inbox(settings: Settings) -> list[RunResult]:
+    """Ingest every settled extract folder in the inbox, oldest name first; archive or reject each."""
+    for folder in (settings.inbox, settings.archive, settings.rejected, settings.inbox / ".processing"):
+        folder.mkdir(parents=True, exist_ok=True)
+    recover_abandoned_claims(settings)
+    results = []
+    for folder in find_ready_extracts(settings)[:MAX_EXTRACTS_PER_RUN]:
+        claimed = claim_extract(settings, folder)
+        if claimed is None:
+            continue  # another scheduler took it first
+        result = ingest_extract(settings.database_url, claimed, trigger="scheduler")
+        log.info("extract %s: run %s %s: %s", folder.name, result.run_id, result.status, result.message)
+        if result.status == "succeeded":
+            _move(claimed, settings.archive, folder.name)
+        elif result.exit_code == EXIT_FILE_PROBLEM:
+            target = _move(claimed, settings.rejected, folder.name)
+            target.with_name(target.name + ".error.txt").write_text(
+                f"run {result.run_id} failed: {result.message}\n", encoding="utf-8"
+            )
+        else:  # the database or the process failed, not the extract: try again next time
+            _move(claimed, settings.inbox, folder.name)
+        results.append(result)
+    return results
+
+
+def find_ready_extracts(settings: Settings) -> list[Path]:
+    """Extract folders in the inbox that hold a READY file or have not changed for the settle time."""
+    now = time.time()
+    ready = []
+    for folder in sorted(p for p in settings.inbox.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        newest = max([folder.stat().st_mtime] + [p.stat().st_mtime for p in folder.iterdir()])
+        if (folder / READY_MARKER).exists() or now - newest >= settings.inbox_settle_seconds:
+            ready.append(folder)
+    return ready
+
+
+def claim_extract(settings: Settings, folder: Path) -> Path | None:
+    """Rename ``folder`` into the processing area under this process's name; None if it is gone."""
+    target = settings.inbox / ".processing" / f"{socket.gethostname()}@{os.getpid()}@{folder.name}"
+    try:
+        folder.rename(target)
+    except (FileNotFoundError, OSError):
+        return None
+    return target
+
+
+def recover_abandoned_claims(settings: Settings) -> None:
+    """Put back into the inbox the extracts a process of this host claimed and then died holding."""
+    host = socket.gethostname()
+    for claimed in (settings.inbox / ".processing").iterdir():
+        claim_host, pid, name = claimed.name.split("@", 2)
+        if claim_host == host and not _alive(int(pid)):
+            _move(claimed, settings.inbox, name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _move(source: Path, folder: Path, name: str) -> Path:
+    target = folder / name
+    if target.exists():
+        target = folder / f"{name}.{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}"
+    shutil.move(str(source), str(target))
+    return target

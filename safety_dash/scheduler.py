@@ -1,0 +1,63 @@
+"""Every schedule of safety-dash in one place. Started only by ``python -m safety_dash scheduler``.
+
+The job store lives in the database (table ``apscheduler_jobs``), missed runs are coalesced into one, and a
+job never overlaps itself. Two scheduler processes may run (say, on two hosts); each extract is still
+ingested once, because ``ingest_inbox`` claims it by an atomic rename.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from safety_dash.config import Settings
+from safety_dash.db.engine import get_engine
+
+log = logging.getLogger(__name__)
+
+
+def build_scheduler(settings: Settings) -> BlockingScheduler:
+    """A scheduler holding every job of safety-dash, not yet started."""
+    scheduler = BlockingScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=get_engine(settings.database_url))},
+        executors={"default": ThreadPoolExecutor(2)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+        timezone="UTC",
+    )
+    scheduler.add_job(
+        "safety_dash.scheduler:run_ingest_inbox",
+        "interval",
+        minutes=settings.ingest_interval_minutes,
+        id="ingest_inbox",
+        replace_existing=True,
+        next_run_time=_now(),
+    )
+    return scheduler
+
+
+def run_ingest_inbox() -> None:
+    """Job entry point: ingest the inbox with the settings in force (read afresh on every run)."""
+    from safety_dash.config import load_settings
+    from safety_dash.jobs import ingest_inbox
+
+    ingest_inbox(load_settings())
+
+
+def run_scheduler(settings: Settings) -> None:
+    """Run the scheduler in the foreground until interrupted."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    scheduler = build_scheduler(settings)
+    log.info("scheduler started: inbox %s every %s minutes", settings.inbox, settings.ingest_interval_minutes)
+    try:
+        scheduler.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+
+
+def _now():
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC)
