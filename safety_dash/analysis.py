@@ -60,13 +60,22 @@ def load_cut_frames(connection: Connection, cut: CutContext) -> tuple[pd.DataFra
     dm = run_query(connection, "cut_subjects", **params)
     extra = pd.DataFrame([_as_dict(v) for v in dm["extra"]], index=dm.index)
     dm = pd.concat([_upper_text(dm.drop(columns=["extra"])), extra.fillna("")], axis=1)
-    group = cut.cohort_column if cut.cohort_column and cut.cohort_column in dm.columns else "ACTARM"
+    group = cohort_column_of(cut, dm)
     dm[GROUP_COLUMN] = dm[group]
     ex = _upper_text(run_query(connection, "cut_exposure", **params))
     ex["EXDOSE"] = pd.to_numeric(ex["EXDOSE"].replace("", None), errors="coerce")
     ae = _upper_text(run_query(connection, "cut_adverse_events", **params)).rename(columns={"ID": "AE_ID"})
     ae["AE_ID"] = ae["AE_ID"].astype(int)
     return dm, ex, ae
+
+
+def cohort_column_of(cut: CutContext, dm: pd.DataFrame) -> str:
+    """The DM column that groups subjects: the study's setting, else COHORT when DM has it, else ACTARM."""
+    if cut.cohort_column:
+        if cut.cohort_column not in dm.columns:
+            raise ValueError(f"study {cut.study_id}: cohort column {cut.cohort_column} is not a column of DM")
+        return cut.cohort_column
+    return "COHORT" if "COHORT" in dm.columns else "ACTARM"
 
 
 def derive_cut(connection: Connection, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -66,6 +66,25 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study_set(args: argparse.Namespace) -> int:
+    """Create a study or change its derivation settings."""
+    from safety_dash.db.studies import configure_study
+
+    settings = load_settings()
+    upgrade_database(settings.database_url)
+    study = configure_study(
+        settings.database_url,
+        args.study_id,
+        window_days=args.window_days,
+        cohort_column=args.cohort_column,
+        ae_key_columns=args.ae_key,
+        related_values=args.related,
+        ctcae_version=args.ctcae_version,
+    )
+    print(json.dumps(study, indent=2))
+    return 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     """Create or migrate the database to the newest schema."""
     settings = load_settings()
@@ -79,8 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m safety_dash", description="Safety signal monitoring for clinical trials.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, handler: Callable[[argparse.Namespace], int], **kwargs) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=handler.__doc__, description=handler.__doc__, **kwargs)
+    def add(name: str, handler: Callable[[argparse.Namespace], int], doc: str | None = None) -> argparse.ArgumentParser:
+        doc = doc or handler.__doc__
+        sub = commands.add_parser(name, help=doc, description=doc)
         sub.set_defaults(handler=handler)
         return sub
 
@@ -101,7 +121,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("scheduler", cmd_scheduler)
 
-    db = add("db", lambda a: a.db_handler(a))
+    study = add("study", lambda a: a.study_handler(a), "Study settings: risk window, cohort column, AE key.")
+    study_commands = study.add_subparsers(dest="study_command", required=True)
+    study_set = study_commands.add_parser("set", help=cmd_study_set.__doc__)
+    study_set.set_defaults(study_handler=cmd_study_set)
+    study_set.add_argument("study_id")
+    study_set.add_argument("--window-days", type=int, help="risk window W after the last dose (default 90)")
+    study_set.add_argument("--cohort-column", help="DM column that groups subjects (default COHORT if present, else ACTARM)")
+    study_set.add_argument("--ae-key", help="AE record key columns, e.g. USUBJID,AESPID,AETERM,AESTDTC")
+    study_set.add_argument("--related", help="AEREL values counted as related, comma-separated")
+    study_set.add_argument("--ctcae-version", choices=("5.0", "6.0"))
+
+    db = add("db", lambda a: a.db_handler(a), "Database schema: create or migrate.")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help=cmd_db_upgrade.__doc__).set_defaults(db_handler=cmd_db_upgrade)
     return parser

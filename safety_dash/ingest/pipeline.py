@@ -41,8 +41,10 @@ class RunResult:
     quarantine: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        """The run summary in the documented JSON shape."""
-        return {"run_id": self.run_id, "status": self.status, "message": self.message, "domains": self.domains}
+        """The run summary in the documented JSON shape; a failed run loaded nothing, so it reports zeros."""
+        zeros = dict.fromkeys(COUNT_NAMES, 0)
+        domains = {domain: self.domains.get(domain, zeros) for domain in ("dm", "ex", "ae")}
+        return {"run_id": self.run_id, "status": self.status, "message": self.message, "domains": domains}
 
 
 def current_worker() -> str:
@@ -83,7 +85,7 @@ def _run(engine, run_id: int, folder: Path, study_id: str | None, cutoff: dt.dat
     checksums = {s.path.name: s.sha256 for s in sources.values()}
     study_id = determine_study(sources, study_id)
     cutoff = cutoff or read_cutoff_file(folder) or dt.datetime.now(dt.UTC).date()
-    study = ensure_study(engine, study_id, sources["dm"])
+    study = ensure_study(engine, study_id)
     with engine.begin() as connection:
         connection.execute(
             update(IngestionRun).where(IngestionRun.id == run_id).values(study_id=study_id, cutoff=cutoff, checksums=checksums)
@@ -153,18 +155,17 @@ def read_cutoff_file(folder: Path) -> dt.date | None:
         raise FileProblem(path.name, f"{text!r} is not a date YYYY-MM-DD") from None
 
 
-def ensure_study(engine, study_id: str, dm: SourceFile) -> Study:
-    """The study's row, created with defaults on its first extract (COHORT as the cohort column if DM has it)."""
+def ensure_study(engine, study_id: str) -> Study:
+    """The study's row, created with the default settings on its first extract."""
     with engine.begin() as connection:
         row = connection.execute(select(Study.__table__).where(Study.study_id == study_id)).first()
         if row is None:
-            cohort = "COHORT" if "COHORT" in dm.frame.columns else None
             try:
                 with connection.begin_nested():
                     connection.execute(
                         Study.__table__.insert().values(
                             study_id=study_id,
-                            cohort_column=cohort,
+                            cohort_column=None,
                             window_days=90,
                             ctcae_version="5.0",
                             ae_key_columns="USUBJID,AESEQ",

@@ -1,0 +1,63 @@
+"""A study's derivation settings: risk window, cohort column, AE record key, related set, CTCAE version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from safety_dash.db.engine import get_engine
+from safety_dash.db.models import AdverseEventVersion, Study, utcnow
+
+SETTABLE = ("window_days", "cohort_column", "ae_key_columns", "related_values", "ctcae_version")
+CTCAE_VERSIONS = ("5.0", "6.0")
+
+
+def configure_study(database_url: str, study_id: str, **changes: Any) -> dict[str, Any]:
+    """Create or change a study's settings and return them all.
+
+    The AE record key can only change before the study's first AE is loaded: records already stored are
+    keyed by the old columns, and a new key would make every one of them look removed and new. The CTCAE
+    version likewise: grades of two versions are never pooled silently.
+    """
+    unknown = set(changes) - set(SETTABLE)
+    if unknown:
+        raise ValueError(f"{', '.join(sorted(unknown))} is not a study setting; settable: {', '.join(SETTABLE)}")
+    changes = {k: v for k, v in changes.items() if v is not None}
+    _check(changes)
+    with get_engine(database_url).begin() as connection:
+        row = connection.execute(select(Study.__table__).where(Study.study_id == study_id)).first()
+        loaded = connection.execute(
+            select(func.count()).select_from(AdverseEventVersion).where(AdverseEventVersion.study_id == study_id)
+        ).scalar_one()
+        for locked in ("ae_key_columns", "ctcae_version"):
+            if loaded and locked in changes and (row is None or getattr(row, locked) != changes[locked]):
+                raise ValueError(
+                    f"study {study_id} already has {loaded} AE records; {locked} cannot change after the first load"
+                )
+        if row is None:
+            defaults = {"window_days": 90, "cohort_column": None, "ae_key_columns": "USUBJID,AESEQ",
+                        "related_values": "RELATED,PROBABLE,POSSIBLE,Y", "ctcae_version": "5.0"}  # fmt: skip
+            connection.execute(
+                Study.__table__.insert().values(study_id=study_id, created_at=utcnow(), **(defaults | changes))
+            )
+        elif changes:
+            connection.execute(Study.__table__.update().where(Study.study_id == study_id).values(**changes))
+        settings = connection.execute(select(Study.__table__).where(Study.study_id == study_id)).one()
+    return {name: getattr(settings, name) for name in ("study_id",) + SETTABLE}
+
+
+def _check(changes: dict[str, Any]) -> None:
+    if "window_days" in changes and not 0 <= int(changes["window_days"]) <= 3650:
+        raise ValueError(f"window_days must be a number of days from 0 to 3650, not {changes['window_days']}")
+    if "ae_key_columns" in changes:
+        columns = [c.strip().upper() for c in str(changes["ae_key_columns"]).split(",") if c.strip()]
+        if "USUBJID" not in columns or len(columns) < 2:
+            raise ValueError("ae_key_columns must name USUBJID and at least one more column, e.g. USUBJID,AESEQ")
+        changes["ae_key_columns"] = ",".join(columns)
+    if "ctcae_version" in changes and changes["ctcae_version"] not in CTCAE_VERSIONS:
+        raise ValueError(f"ctcae_version must be one of {', '.join(CTCAE_VERSIONS)}, not {changes['ctcae_version']}")
+    if "related_values" in changes:
+        changes["related_values"] = ",".join(
+            v.strip().upper() for v in str(changes["related_values"]).split(",") if v.strip()
+        )
