@@ -16,12 +16,13 @@ import pandas as pd
 import yaml
 from sqlalchemy import Connection, delete
 
+from safety_dash.db.bulk import bulk_insert
 from safety_dash.db.models import DerivedEvent, DerivedSubject
 from safety_dash.db.queries import run_query
-from safety_dash.ingest.load import bulk_insert
 from safety_dash.metrics.baskets import parse_baskets
 from safety_dash.metrics.events import derive_events
 from safety_dash.metrics.exposure import derive_subject_exposure
+from safety_dash.metrics.rates import compute_rate_table
 
 GROUP_COLUMN = "COHORT_GROUP"
 
@@ -38,7 +39,7 @@ class CutContext:
     related_values: frozenset[str]
 
 
-def load_cut_context(connection: Connection, run_id: int) -> CutContext:
+def load_cut_context(connection, run_id: int) -> CutContext:
     """The study settings and cutoff of cut ``run_id``; fails with a sentence when there is no such run."""
     run = run_query(connection, "run", run_id=run_id)
     if run.empty:
@@ -91,32 +92,93 @@ def derive_cut(connection: Connection, run_id: int) -> tuple[pd.DataFrame, pd.Da
     return subjects, events
 
 
+def load_derived_frames(bind, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The stored derivations of cut ``run_id`` in the metrics' naming: (subjects, events).
+
+    ``subjects`` carries every DM column of the subject's record in that cut (for ``--group``) and
+    ``COHORT_GROUP``; ``events`` carries the derived flags and the raw values a listing shows. Views, alerts and
+    the ``rates`` command all start here, so they all count the same events.
+    """
+    subjects = run_query(bind, "derived_subjects_dm", run_id=run_id)
+    extra = pd.DataFrame([_as_dict(v) for v in subjects["extra"]], index=subjects.index).fillna("")
+    subjects = _upper_text(subjects.drop(columns=["extra"]).rename(columns={"cohort": GROUP_COLUMN}))
+    subjects = pd.concat([subjects, extra[[c for c in extra.columns if c not in subjects.columns]]], axis=1)
+    for column in ("TRTSDT", "TRTEDT", "DTHDT", "WINDOW_END"):
+        subjects[column] = pd.to_datetime(subjects[column].replace("", None))
+    subjects["SAFFL"] = subjects["SAFFL"].astype(bool)
+    subjects["DAYS_AT_RISK"] = pd.to_numeric(subjects["DAYS_AT_RISK"]).astype("Int64")
+    events = _upper_text(run_query(bind, "derived_events", run_id=run_id)).rename(
+        columns={"AE_VERSION_ID": "AE_ID", "RECORD_CHANGE": "CHANGE"}
+    )
+    events["ASTDT"] = pd.to_datetime(events["ASTDT"].replace("", None))
+    for column in ("ASTDY", "GRADE"):
+        events[column] = pd.to_numeric(events[column]).astype("Int64")
+    for column in ("TRTEMFL", "AFTER_CUTOFF", "SERIOUS", "RELATED", "UNCODED"):
+        events[column] = events[column].astype(bool)
+    return subjects, events
+
+
+def resolve_cut(bind, study_id: str | None = None, run_id: int | None = None) -> CutContext:
+    """The data cut asked for: ``run_id`` if given (it must have succeeded), else the study's latest cut."""
+    if run_id is None:
+        latest = run_query(bind, "latest_cut", study_id=study_id)
+        if latest.empty:
+            where = f"study {study_id}" if study_id else "any study"
+            raise ValueError(f"no succeeded data cut of {where}; ingest an extract first")
+        run_id = int(latest.iloc[0]["run_id"])
+    cut = load_cut_context(bind, run_id)
+    run = run_query(bind, "run", run_id=run_id).iloc[0]
+    if run["status"] != "succeeded":
+        raise ValueError(f"run {run_id} {run['status']}; only a succeeded run is a data cut")
+    if study_id and cut.study_id != study_id:
+        raise ValueError(f"data cut {run_id} belongs to study {cut.study_id}, not {study_id}")
+    return cut
+
+
+def compute_cut_rates(
+    bind,
+    cut: CutContext,
+    by: str,
+    group: str | None = None,
+    baskets: dict[str, frozenset[str]] | None = None,
+    min_grade: int | None = None,
+    serious: bool = False,
+    related: bool = False,
+) -> pd.DataFrame:
+    """The rate table of a data cut (the ``rates`` command's output), grouped by ``group`` or the cohort."""
+    subjects, events = load_derived_frames(bind, cut.run_id)
+    group_col = GROUP_COLUMN if group is None else group.upper()
+    if group_col not in subjects.columns:
+        raise ValueError(f"--group {group} is not a DM column of study {cut.study_id}")
+    return compute_rate_table(events, subjects, by, group_col, baskets, min_grade, serious, related)
+
+
 def load_baskets(path: Path) -> dict[str, frozenset[str]]:
     """The AE baskets of a YAML file (named lists of PTs), validated."""
     with path.open(encoding="utf-8") as handle:
         return parse_baskets(yaml.safe_load(handle))
 
 
-def _subject_rows(subjects: pd.DataFrame, run_id: int) -> list[dict]:
+def _subject_rows(subjects: pd.DataFrame, run_id: int) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
             "run_id": run_id,
             "usubjid": subjects["USUBJID"],
             "subject_version_id": subjects["ID"].astype(int),
             "cohort": subjects[GROUP_COLUMN].replace("", None),
-            "trtsdt": _dates(subjects["TRTSDT"]),
-            "trtedt": _dates(subjects["TRTEDT"]),
-            "dthdt": _dates(subjects["DTHDT"]),
+            "trtsdt": subjects["TRTSDT"],
+            "trtedt": subjects["TRTEDT"],
+            "dthdt": subjects["DTHDT"],
             "saffl": subjects["SAFFL"].astype(bool),
-            "window_end": _dates(subjects["WINDOW_END"]),
+            "window_end": subjects["WINDOW_END"],
             "days_at_risk": subjects["DAYS_AT_RISK"].astype("Int64"),
             "n_doses": subjects["N_DOSES"].astype(int),
         }
     )
-    return _records(frame)
+    return frame
 
 
-def _event_rows(events: pd.DataFrame, run_id: int) -> list[dict]:
+def _event_rows(events: pd.DataFrame, run_id: int) -> pd.DataFrame:
     change = events["CHANGE"].where(events["VALID_FROM_RUN"].astype(int) == run_id, "unchanged")
     frame = pd.DataFrame(
         {
@@ -125,7 +187,7 @@ def _event_rows(events: pd.DataFrame, run_id: int) -> list[dict]:
             "usubjid": events["USUBJID"],
             "soc": events["SOC"],
             "pt": events["PT"],
-            "astdt": _dates(events["ASTDT"]),
+            "astdt": events["ASTDT"],
             "astdtf": events["ASTDTF"].replace("", None),
             "astdy": events["ASTDY"].astype("Int64"),
             "trtemfl": events["TRTEMFL"].astype(bool),
@@ -139,15 +201,7 @@ def _event_rows(events: pd.DataFrame, run_id: int) -> list[dict]:
             "record_change": change,
         }
     )
-    return _records(frame)
-
-
-def _records(frame: pd.DataFrame) -> list[dict]:
-    return frame.astype(object).where(frame.notna(), None).to_dict("records")
-
-
-def _dates(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values).dt.date.astype(object).where(values.notna(), None)
+    return frame
 
 
 def _upper_text(frame: pd.DataFrame) -> pd.DataFrame:

@@ -66,6 +66,24 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rates(args: argparse.Namespace) -> int:
+    """Incidence and exposure-adjusted rates of a data cut, one row per group and term."""
+    from safety_dash.analysis import compute_cut_rates, load_baskets, resolve_cut
+    from safety_dash.db.engine import get_engine
+
+    settings = load_settings()
+    engine = get_engine(settings.database_url)
+    cut = resolve_cut(engine, args.study, args.cut)
+    baskets = load_baskets(settings.baskets_file) if args.by == "basket" else None
+    table = compute_cut_rates(engine, cut, args.by, args.group, baskets, args.min_grade, args.serious, args.related)
+    if args.format == "json":
+        records = table.astype(object).where(table.notna(), None).to_dict("records")
+        print(json.dumps(records))
+    else:
+        table.to_csv(sys.stdout, index=False, lineterminator="\n")
+    return 0
+
+
 def cmd_study_set(args: argparse.Namespace) -> int:
     """Create a study or change its derivation settings."""
     from safety_dash.db.studies import configure_study
@@ -93,9 +111,65 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts_check(args: argparse.Namespace) -> int:
+    """Evaluate the alert rules on the newest cut of each study (or --study, --run) and queue new alerts' emails."""
+    from safety_dash.alerts.evaluate import find_latest_cuts
+    from safety_dash.db.engine import get_engine
+    from safety_dash.jobs import evaluate_alerts
+
+    settings = load_settings()
+    upgrade_database(settings.database_url)
+    if args.run is not None:
+        run_ids = [args.run]
+    else:
+        with get_engine(settings.database_url).connect() as connection:
+            run_ids = find_latest_cuts(connection, args.study)
+        if not run_ids:
+            raise ValueError(f"no data cut of {args.study or 'any study'} yet; ingest an extract first")
+    results = [evaluate_alerts(settings, run_id) for run_id in run_ids]
+    for result in results:
+        print(json.dumps(result.to_json()) if args.json else result.message)
+    return 0
+
+
+def cmd_alerts_send(args: argparse.Namespace) -> int:
+    """Deliver the alert emails the outbox holds now (exit code 1 when some failed; they are retried later)."""
+    from safety_dash.jobs import send_outbox
+
+    settings = load_settings()
+    upgrade_database(settings.database_url)
+    report = send_outbox(settings)
+    print(json.dumps(report.to_json()) if args.json else report.message)
+    for message_id, error in report.errors.items():
+        print(f"outbox message {message_id}: {error}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    """Create a user who may sign in (password from standard input when it is not a terminal, else asked twice)."""
+    import getpass
+
+    from safety_dash.db.engine import get_engine
+    from safety_dash.web.auth import create_user
+
+    settings = load_settings()
+    upgrade_database(settings.database_url)
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {args.name}: ")
+        if password != getpass.getpass("the same password again: "):
+            raise ValueError("the two passwords differ; no user was created")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    user_id = create_user(get_engine(settings.database_url), args.name, password, args.role, replace=args.replace)
+    print(f"user {args.name} ({args.role}) {'saved' if args.replace else 'created'}, id {user_id}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
-    parser = argparse.ArgumentParser(prog="python -m safety_dash", description="Safety signal monitoring for clinical trials.")
+    parser = argparse.ArgumentParser(
+        prog="python -m safety_dash", description="Safety signal monitoring for clinical trials."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, handler: Callable[[argparse.Namespace], int], doc: str | None = None) -> argparse.ArgumentParser:
@@ -121,16 +195,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("scheduler", cmd_scheduler)
 
+    rates = add("rates", cmd_rates)
+    rates.add_argument("--by", choices=("soc", "pt", "basket"), required=True)
+    rates.add_argument("--group", help="DM column to group by (default: the study's cohort column, else ACTARM)")
+    rates.add_argument("--min-grade", type=int, choices=range(1, 6), metavar="N", help="count events of grade >= N")
+    rates.add_argument("--serious", action="store_true", help="count serious events only")
+    rates.add_argument("--related", action="store_true", help="count related events only")
+    rates.add_argument("--study", help="study id (default: the study of the latest cut)")
+    rates.add_argument("--cut", type=int, metavar="RUN_ID", help="data cut (default: the latest succeeded)")
+    rates.add_argument("--format", choices=("csv", "json"), default="csv")
+
     study = add("study", lambda a: a.study_handler(a), "Study settings: risk window, cohort column, AE key.")
     study_commands = study.add_subparsers(dest="study_command", required=True)
     study_set = study_commands.add_parser("set", help=cmd_study_set.__doc__)
     study_set.set_defaults(study_handler=cmd_study_set)
     study_set.add_argument("study_id")
     study_set.add_argument("--window-days", type=int, help="risk window W after the last dose (default 90)")
-    study_set.add_argument("--cohort-column", help="DM column that groups subjects (default COHORT if present, else ACTARM)")
+    study_set.add_argument(
+        "--cohort-column", help="DM column that groups subjects (default COHORT if present, else ACTARM)"
+    )
     study_set.add_argument("--ae-key", help="AE record key columns, e.g. USUBJID,AESPID,AETERM,AESTDTC")
     study_set.add_argument("--related", help="AEREL values counted as related, comma-separated")
     study_set.add_argument("--ctcae-version", choices=("5.0", "6.0"))
+
+    alerts = add("alerts", lambda a: a.alerts_handler(a), "Threshold alerts: evaluate the rules, send the emails.")
+    alerts_commands = alerts.add_subparsers(dest="alerts_command", required=True)
+    alerts_check = alerts_commands.add_parser("check", help=cmd_alerts_check.__doc__)
+    alerts_check.set_defaults(alerts_handler=cmd_alerts_check)
+    alerts_check.add_argument("--study", help="only this study (default: every study)")
+    alerts_check.add_argument("--run", type=int, help="evaluate this data cut (run id) instead of the newest")
+    alerts_check.add_argument("--json", action="store_true", help="print one JSON object per cut")
+    alerts_send = alerts_commands.add_parser("send", help=cmd_alerts_send.__doc__)
+    alerts_send.set_defaults(alerts_handler=cmd_alerts_send)
+    alerts_send.add_argument("--json", action="store_true", help="print the delivery report as JSON")
+
+    users = add("users", lambda a: a.users_handler(a), "Users who may sign in to the dashboard.")
+    users_commands = users.add_subparsers(dest="users_command", required=True)
+    users_add = users_commands.add_parser("add", help=cmd_users_add.__doc__, description=cmd_users_add.__doc__)
+    users_add.set_defaults(users_handler=cmd_users_add)
+    users_add.add_argument("name", help="user name (letters, digits, '.', '_', '@', '-')")
+    users_add.add_argument("--role", required=True, choices=("monitor", "committee", "admin"))
+    users_add.add_argument("--replace", action="store_true", help="if the user exists, set a new password and role")
 
     db = add("db", lambda a: a.db_handler(a), "Database schema: create or migrate.")
     db_commands = db.add_subparsers(dest="db_command", required=True)
@@ -145,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader (`head`, say) stopped reading: not an error of ours
+        sys.stderr.close()
+        return 0
     except ValueError as error:  # argument and configuration problems carry a sentence for the user
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -93,3 +93,30 @@ def _move(source: Path, folder: Path, name: str) -> Path:
         target = folder / f"{name}.{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}"
     shutil.move(str(source), str(target))
     return target
+
+
+def evaluate_alerts(settings: Settings, run_id: int):
+    """Evaluate the alert rules of the cut's study on cut ``run_id`` and queue the emails of new alerts.
+
+    Idempotent: evaluating a cut again opens no alert that is already open. Call after every succeeded ingestion.
+    """
+    from safety_dash.alerts.evaluate import evaluate_alerts_for_cut
+    from safety_dash.analysis import load_baskets
+    from safety_dash.db.engine import get_engine
+
+    baskets = load_baskets(settings.baskets_file)
+    with get_engine(settings.database_url).begin() as connection:
+        result = evaluate_alerts_for_cut(connection, run_id, settings.rules_dir, baskets)
+    log.info("alerts of cut %s: %s", run_id, result.message)
+    return result
+
+
+def send_outbox(settings: Settings):
+    """Deliver the alert emails that are due (bounded per run; failures wait for their retry)."""
+    from safety_dash.alerts.outbox import deliver_outbox
+    from safety_dash.db.engine import get_engine
+
+    report = deliver_outbox(get_engine(settings.database_url), settings)
+    if report.sent or report.failed or report.recovered:
+        log.info("alert outbox: %s", report.message)
+    return report

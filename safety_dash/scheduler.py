@@ -35,6 +35,14 @@ def build_scheduler(settings: Settings) -> BlockingScheduler:
         replace_existing=True,
         next_run_time=_now(),
     )
+    scheduler.add_job(
+        "safety_dash.scheduler:run_send_outbox",
+        "interval",
+        minutes=1,
+        id="send_outbox",
+        replace_existing=True,
+        next_run_time=_now(),
+    )
     return scheduler
 
 
@@ -44,6 +52,14 @@ def run_ingest_inbox() -> None:
     from safety_dash.jobs import ingest_inbox
 
     ingest_inbox(load_settings())
+
+
+def run_send_outbox() -> None:
+    """Job entry point: deliver the alert emails that are due, every minute."""
+    from safety_dash.config import load_settings
+    from safety_dash.jobs import send_outbox
+
+    send_outbox(load_settings())
 
 
 def run_scheduler(settings: Settings) -> None:

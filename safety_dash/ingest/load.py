@@ -7,12 +7,12 @@ was. Versions are appended, never updated except to close them (``valid_to_run``
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 
 import pandas as pd
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
+from safety_dash.db.bulk import bulk_insert
 from safety_dash.db.models import AdverseEventVersion, ExposureVersion, QuarantinedRow, SubjectVersion
 from safety_dash.ingest.readers import ROW_COLUMN
 from safety_dash.ingest.sdtm import DROPPED, STANDARD
@@ -30,7 +30,9 @@ def load_extract(connection: Connection, run_id: int, study_id: str, extract: Va
     """Store one validated extract as cut ``run_id``; return the per-domain counts of the run summary."""
     counts: dict[str, dict] = {}
     for domain in ("dm", "ex", "ae"):
-        changes = load_domain(connection, run_id, study_id, domain, extract.frames[domain], extract.quarantined_keys[domain])
+        changes = load_domain(
+            connection, run_id, study_id, domain, extract.frames[domain], extract.quarantined_keys[domain]
+        )
         counts[domain] = {
             "read": extract.read[domain],
             "loaded": len(extract.frames[domain]),
@@ -66,7 +68,9 @@ def load_domain(
 
     close_ids = [int(i) for i in merged.loc[is_changed, "id"]] + [int(i) for i in removed["id"]]
     close_versions(connection, table, close_ids, run_id)
-    to_insert = merged[is_new | is_changed].assign(_CHANGE=is_new[is_new | is_changed].map({True: "new", False: "changed"}))
+    to_insert = merged[is_new | is_changed].assign(
+        _CHANGE=is_new[is_new | is_changed].map({True: "new", False: "changed"})
+    )
     bulk_insert(connection, table, _version_rows(to_insert, domain, study_id, run_id))
     return {
         "new": int(is_new.sum()),
@@ -93,6 +97,8 @@ def close_versions(connection: Connection, table: Table, ids: list[int], run_id:
 
 def save_quarantine(connection: Connection, run_id: int, quarantine: pd.DataFrame) -> None:
     """Store the quarantined rows of run ``run_id`` with their reasons and the rows as read."""
+    if quarantine.empty:
+        return
     rows = [
         {
             "run_id": run_id,
@@ -106,33 +112,7 @@ def save_quarantine(connection: Connection, run_id: int, quarantine: pd.DataFram
         }
         for q in quarantine.itertuples(index=False)
     ]
-    bulk_insert(connection, QuarantinedRow.__table__, rows)
-
-
-def bulk_insert(connection: Connection, table: Table, rows: list[dict]) -> None:
-    """Insert many rows fast: ``COPY`` on PostgreSQL, Core executemany elsewhere."""
-    if not rows:
-        return
-    if connection.dialect.name == "postgresql":
-        _copy_rows(connection, table, rows)
-    else:
-        connection.execute(insert(table), rows)
-
-
-def _copy_rows(connection: Connection, table: Table, rows: list[dict]) -> None:
-    names = list(rows[0])
-    json_columns = {c.name for c in table.columns if c.type.__class__.__name__ == "JSON"}
-    cursor = connection.connection.driver_connection.cursor()
-    quoted = ", ".join(f'"{n}"' for n in names)
-    with cursor.copy(f"COPY {table.name} ({quoted}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(tuple(_copy_value(row[n], n in json_columns) for n in names))
-
-
-def _copy_value(value, is_json: bool):
-    if is_json and value is not None:
-        return json.dumps(value)
-    return value
+    connection.execute(insert(QuarantinedRow.__table__), rows)  # few rows: Core keeps the JSON typing
 
 
 def _extra_columns(frame: pd.DataFrame, domain: str) -> list[str]:
@@ -140,7 +120,7 @@ def _extra_columns(frame: pd.DataFrame, domain: str) -> list[str]:
     return sorted(c for c in frame.columns if c not in skip and not c.startswith("_"))
 
 
-def _version_rows(frame: pd.DataFrame, domain: str, study_id: str, run_id: int) -> list[dict]:
+def _version_rows(frame: pd.DataFrame, domain: str, study_id: str, run_id: int) -> pd.DataFrame:
     extra_columns = _extra_columns(frame.drop(columns=["id", "record_key", "content_hash", "_CHANGE"]), domain)
     base = pd.DataFrame(
         {
@@ -160,8 +140,7 @@ def _version_rows(frame: pd.DataFrame, domain: str, study_id: str, run_id: int) 
     if domain == "ex":
         base["exdose"] = pd.to_numeric(frame["EXDOSE"], errors="coerce").to_numpy()
     base["extra"] = list(_extra_dicts(frame, extra_columns))
-    records = base.astype(object).where(base.notna(), None).to_dict("records")
-    return records
+    return base
 
 
 def _extra_dicts(frame: pd.DataFrame, columns: list[str]) -> Iterable[dict | None]:

@@ -88,7 +88,9 @@ def _run(engine, run_id: int, folder: Path, study_id: str | None, cutoff: dt.dat
     study = ensure_study(engine, study_id)
     with engine.begin() as connection:
         connection.execute(
-            update(IngestionRun).where(IngestionRun.id == run_id).values(study_id=study_id, cutoff=cutoff, checksums=checksums)
+            update(IngestionRun)
+            .where(IngestionRun.id == run_id)
+            .values(study_id=study_id, cutoff=cutoff, checksums=checksums)
         )
     extract = validate_extract(sources, study_id, tuple(study.ae_key_columns.split(",")))
     with engine.begin() as connection:
@@ -119,7 +121,9 @@ def read_extract(folder: Path) -> dict[str, SourceFile]:
         sources[domain] = source
     for domain in ("dm", "ae"):
         if domain not in sources:
-            expected = f"{domain}.xpt, {domain}.sas7bdat or {domain}.csv" + (" (or adsl)" if domain == "dm" else " (or adae)")
+            expected = f"{domain}.xpt, {domain}.sas7bdat or {domain}.csv" + (
+                " (or adsl)" if domain == "dm" else " (or adae)"
+            )
             raise FileProblem(str(folder), f"no {domain.upper()} file: expected {expected}")
     if "ex" not in sources:
         if "adsl" not in {p.stem.lower() for p in files.values()}:
@@ -138,7 +142,9 @@ def determine_study(sources: dict[str, SourceFile], study_id: str | None) -> str
     studies = sorted(set(dm["STUDYID"]) - {""})
     if len(studies) != 1:
         raise FileProblem(
-            sources["dm"].path.name, f"holds {len(studies)} studies ({', '.join(studies)}); pass --study", column="STUDYID"
+            sources["dm"].path.name,
+            f"holds {len(studies)} studies ({', '.join(studies)}); pass --study",
+            column="STUDYID",
         )
     return studies[0]
 
@@ -210,7 +216,9 @@ def _process_alive(pid: int) -> bool:
 
 def _finish_run(connection: Connection, run_id: int, status: str, message: str) -> None:
     connection.execute(
-        update(IngestionRun).where(IngestionRun.id == run_id).values(status=status, message=message, finished_at=utcnow())
+        update(IngestionRun)
+        .where(IngestionRun.id == run_id)
+        .values(status=status, message=message, finished_at=utcnow())
     )
 
 

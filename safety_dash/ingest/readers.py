@@ -184,9 +184,22 @@ def _normalise(frame: pd.DataFrame, file: str) -> pd.DataFrame:
 
 def _as_text(column: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(column.dtype):
-        return pd.Series([_number_text(v) for v in column.to_numpy()], dtype=object)
-    values = column.to_numpy(dtype=object)
-    return pd.Series([_value_text(v) for v in values], dtype=object)
+        numbers = column.astype(float)
+        whole = numbers.notna() & (numbers == numbers.round()) & (numbers.abs() < 2**53)
+        text = pd.Series("", index=column.index, dtype=object)
+        text[whole] = numbers[whole].astype("int64").astype(str)
+        fractional = numbers.notna() & ~whole
+        text[fractional] = [repr(float(v)) for v in numbers[fractional]]
+        return text
+    # Text is the rule (CSV always, SAS character columns too): only what is not text is converted one by one.
+    values = column.reset_index(drop=True)
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":
+        return values.str.strip()
+    is_text = pd.Series([type(v) is str for v in values.to_numpy(dtype=object)])
+    out = values.astype(object).copy()
+    out[is_text] = values[is_text].str.strip()
+    out[~is_text] = [_value_text(v) for v in values[~is_text]]
+    return out
 
 
 def _number_text(value: float) -> str:
@@ -201,7 +214,11 @@ def _value_text(value: object) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, dt.datetime):
-        return value.isoformat(timespec="seconds") if (value.hour or value.minute or value.second) else value.date().isoformat()
+        return (
+            value.isoformat(timespec="seconds")
+            if (value.hour or value.minute or value.second)
+            else value.date().isoformat()
+        )
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, float | int):

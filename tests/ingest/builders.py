@@ -14,7 +14,8 @@ AE_COLUMNS = ["STUDYID", "DOMAIN", "USUBJID", "AESEQ", "AESPID", "AETERM", "AEDE
 
 def dm_row(usubjid: str, first: str = "2021-01-04", last: str = "2021-03-15", cohort: str = "A", **values) -> dict:
     row = {"STUDYID": "T1", "DOMAIN": "DM", "USUBJID": usubjid, "SITEID": "01", "ARM": "Drug", "ACTARM": "Drug",
-           "AGE": "60", "SEX": "F", "RFXSTDTC": first, "RFXENDTC": last, "DTHDTC": "", "DTHFL": "", "COHORT": cohort}  # fmt: skip
+           "AGE": "60", "SEX": "F", "RFXSTDTC": first, "RFXENDTC": last, "DTHDTC": "", "DTHFL": "",
+           "COHORT": cohort}  # fmt: skip
     return row | values
 
 
@@ -24,9 +25,11 @@ def ex_row(usubjid: str, seq: int, date: str, dose: str = "5") -> dict:
 
 
 def ae_row(usubjid: str, seq: int, term: str = "Rash", start: str = "2021-01-20", grade: str = "2", **values) -> dict:
-    row = {"STUDYID": "T1", "DOMAIN": "AE", "USUBJID": usubjid, "AESEQ": str(seq), "AESPID": str(seq), "AETERM": term,
+    row = {"STUDYID": "T1", "DOMAIN": "AE", "USUBJID": usubjid, "AESEQ": str(seq), "AESPID": str(seq),
+           "AETERM": term,
            "AEDECOD": term, "AEBODSYS": "Skin and subcutaneous tissue disorders", "AETOXGR": grade, "AESEV": "",
-           "AESER": "N", "AEREL": "RELATED", "AEOUT": "RECOVERED/RESOLVED", "AESTDTC": start, "AEENDTC": ""}  # fmt: skip
+           "AESER": "N", "AEREL": "RELATED", "AEOUT": "RECOVERED/RESOLVED", "AESTDTC": start,
+           "AEENDTC": ""}  # fmt: skip
     return row | values
 
 
