@@ -96,8 +96,9 @@ def load_derived_frames(bind, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The stored derivations of cut ``run_id`` in the metrics' naming: (subjects, events).
 
     ``subjects`` carries every DM column of the subject's record in that cut (for ``--group``) and
-    ``COHORT_GROUP``; ``events`` carries the derived flags and the raw values a listing shows. Views, alerts and
-    the ``rates`` command all start here, so they all count the same events.
+    ``COHORT_GROUP``; ``events`` carries the derived flags, RECORD_KEY (stable across cuts), RECORD_CHANGE (new,
+    changed or unchanged against the previous cut), VALID_FROM_RUN and the raw values a listing shows. Views,
+    alerts and the ``rates`` command all start here, so they all count the same events.
     """
     subjects = run_query(bind, "derived_subjects_dm", run_id=run_id)
     extra = pd.DataFrame([_as_dict(v) for v in subjects["extra"]], index=subjects.index).fillna("")
@@ -107,9 +108,9 @@ def load_derived_frames(bind, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         subjects[column] = pd.to_datetime(subjects[column].replace("", None))
     subjects["SAFFL"] = subjects["SAFFL"].astype(bool)
     subjects["DAYS_AT_RISK"] = pd.to_numeric(subjects["DAYS_AT_RISK"]).astype("Int64")
-    events = _upper_text(run_query(bind, "derived_events", run_id=run_id)).rename(
-        columns={"AE_VERSION_ID": "AE_ID", "RECORD_CHANGE": "CHANGE"}
-    )
+    events = _upper_text(run_query(bind, "derived_events", run_id=run_id)).rename(columns={"AE_VERSION_ID": "AE_ID"})
+    for column in ("AE_ID", "VALID_FROM_RUN"):
+        events[column] = events[column].astype(int)
     events["ASTDT"] = pd.to_datetime(events["ASTDT"].replace("", None))
     for column in ("ASTDY", "GRADE"):
         events[column] = pd.to_numeric(events[column]).astype("Int64")

@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from safety_dash.config import load_settings
 from safety_dash.db.engine import upgrade_database
+
+DEMO_RULES_FILE = Path(__file__).parent / "alerts" / "demo_rules.yaml"
 
 
 def _date(text: str) -> dt.date:
@@ -32,7 +35,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     settings = load_settings()
     upgrade_database(settings.database_url)
     result = ingest_extract(settings.database_url, Path(args.path), args.study, args.cutoff)
+    alerts_message = None
+    if result.status == "succeeded":
+        from safety_dash.jobs import follow_up_cut
+
+        alerts_message = follow_up_cut(settings, result.run_id)
     print(json.dumps(result.to_json()) if args.json else format_run_summary(result))
+    if alerts_message and not args.json:
+        print(f"\nAlerts: {alerts_message}")
     return result.exit_code
 
 
@@ -41,6 +51,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from safety_dash.ingest.demo import write_demo_study
 
     summary = write_demo_study(Path(args.outdir), n_subjects=args.subjects, seed=args.seed)
+    rules = Path(args.outdir) / "rules" / f"{summary['studyid']}.yaml"
+    rules.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(DEMO_RULES_FILE, rules)
+    summary["rules"] = str(rules)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 

@@ -36,6 +36,7 @@ def ingest_inbox(settings: Settings) -> list[RunResult]:
         log.info("extract %s: run %s %s: %s", folder.name, result.run_id, result.status, result.message)
         if result.status == "succeeded":
             _move(claimed, settings.archive, folder.name)
+            follow_up_cut(settings, result.run_id)
         elif result.exit_code == EXIT_FILE_PROBLEM:
             target = _move(claimed, settings.rejected, folder.name)
             target.with_name(target.name + ".error.txt").write_text(
@@ -109,6 +110,19 @@ def evaluate_alerts(settings: Settings, run_id: int):
         result = evaluate_alerts_for_cut(connection, run_id, settings.rules_dir, baskets)
     log.info("alerts of cut %s: %s", run_id, result.message)
     return result
+
+
+def follow_up_cut(settings: Settings, run_id: int) -> str:
+    """What follows every succeeded ingestion: evaluate the alert rules on the new cut.
+
+    A failure here (a malformed rule file, say) is logged and reported, never undoes the ingestion: the cut
+    is stored, and ``alerts check`` evaluates it once the problem is fixed, missing nothing.
+    """
+    try:
+        return evaluate_alerts(settings, run_id).message
+    except Exception as error:  # reported to the operator; the cut itself is safe
+        log.exception("alert evaluation of cut %s failed", run_id)
+        return f"alert evaluation failed: {error}; fix it, then run `python -m safety_dash alerts check`"
 
 
 def send_outbox(settings: Settings):

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 21:15:26.865819
+Create Date: 2026-11-24 21:32:45.849133
 """
 
 from alembic import op
@@ -151,6 +151,60 @@ def upgrade() -> None:
         batch_op.create_index('ix_subject_versions_from', ['study_id', 'valid_from_run'], unique=False)
         batch_op.create_index(batch_op.f('ix_subject_versions_study_id'), ['study_id'], unique=False)
 
+    op.create_table('alert_evaluations',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('study_id', sa.String(length=64), nullable=False),
+    sa.Column('run_id', sa.Integer(), nullable=False),
+    sa.Column('rules_file', sa.Text(), nullable=True),
+    sa.Column('n_rules', sa.Integer(), nullable=False),
+    sa.Column('n_fired', sa.Integer(), nullable=False),
+    sa.Column('n_resolved', sa.Integer(), nullable=False),
+    sa.Column('evaluated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['run_id'], ['ingestion_runs.id'], name=op.f('fk_alert_evaluations_run_id_ingestion_runs')),
+    sa.ForeignKeyConstraint(['study_id'], ['studies.study_id'], name=op.f('fk_alert_evaluations_study_id_studies')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_alert_evaluations'))
+    )
+    with op.batch_alter_table('alert_evaluations', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_alert_evaluations_run_id'), ['run_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_alert_evaluations_study_id'), ['study_id'], unique=False)
+        batch_op.create_index('ix_alert_evaluations_study_run', ['study_id', 'run_id'], unique=False)
+
+    op.create_table('alerts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('study_id', sa.String(length=64), nullable=False),
+    sa.Column('rule_id', sa.String(length=64), nullable=False),
+    sa.Column('alert_key', sa.String(length=500), nullable=False),
+    sa.Column('episode', sa.Integer(), nullable=False),
+    sa.Column('open_key', sa.String(length=500), nullable=True),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('delivery', sa.String(length=16), nullable=False),
+    sa.Column('title', sa.Text(), nullable=False),
+    sa.Column('summary', sa.Text(), nullable=False),
+    sa.Column('scope', sa.JSON(), nullable=False),
+    sa.Column('evidence', sa.JSON(), nullable=False),
+    sa.Column('view_path', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('condition_active', sa.Boolean(), nullable=False),
+    sa.Column('run_id', sa.Integer(), nullable=False),
+    sa.Column('last_run_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('acknowledged_by', sa.String(length=64), nullable=True),
+    sa.Column('acknowledged_role', sa.String(length=16), nullable=True),
+    sa.Column('acknowledged_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('ack_comment', sa.Text(), nullable=True),
+    sa.Column('resolved_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('resolved_run_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['run_id'], ['ingestion_runs.id'], name=op.f('fk_alerts_run_id_ingestion_runs')),
+    sa.ForeignKeyConstraint(['study_id'], ['studies.study_id'], name=op.f('fk_alerts_study_id_studies')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_alerts')),
+    sa.UniqueConstraint('study_id', 'alert_key', 'episode', name='uq_alerts_study_key_episode'),
+    sa.UniqueConstraint('study_id', 'open_key', name='uq_alerts_study_open_key')
+    )
+    with op.batch_alter_table('alerts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_alerts_run_id'), ['run_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_alerts_study_id'), ['study_id'], unique=False)
+        batch_op.create_index('ix_alerts_study_status', ['study_id', 'status'], unique=False)
+
     op.create_table('derived_events',
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('ae_version_id', sa.Integer(), nullable=False),
@@ -206,11 +260,50 @@ def upgrade() -> None:
     with op.batch_alter_table('quarantined_rows', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_quarantined_rows_run_id'), ['run_id'], unique=False)
 
+    op.create_table('alert_outbox',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('study_id', sa.String(length=64), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('alert_id', sa.Integer(), nullable=True),
+    sa.Column('digest_id', sa.Integer(), nullable=True),
+    sa.Column('message_key', sa.String(length=600), nullable=False),
+    sa.Column('message_id', sa.String(length=300), nullable=False),
+    sa.Column('recipients', sa.JSON(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('hold_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('claimed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('claimed_by', sa.String(length=200), nullable=True),
+    sa.Column('redelivery', sa.Boolean(), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('delivered_to', sa.JSON(), nullable=True),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['alert_id'], ['alerts.id'], name=op.f('fk_alert_outbox_alert_id_alerts')),
+    sa.ForeignKeyConstraint(['digest_id'], ['alert_outbox.id'], name=op.f('fk_alert_outbox_digest_id_alert_outbox')),
+    sa.ForeignKeyConstraint(['study_id'], ['studies.study_id'], name=op.f('fk_alert_outbox_study_id_studies')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_alert_outbox')),
+    sa.UniqueConstraint('message_key', name=op.f('uq_alert_outbox_message_key'))
+    )
+    with op.batch_alter_table('alert_outbox', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_alert_outbox_alert_id'), ['alert_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_alert_outbox_digest_id'), ['digest_id'], unique=False)
+        batch_op.create_index('ix_alert_outbox_status_next', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_alert_outbox_study_id'), ['study_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('alert_outbox', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_alert_outbox_study_id'))
+        batch_op.drop_index('ix_alert_outbox_status_next')
+        batch_op.drop_index(batch_op.f('ix_alert_outbox_digest_id'))
+        batch_op.drop_index(batch_op.f('ix_alert_outbox_alert_id'))
+
+    op.drop_table('alert_outbox')
     with op.batch_alter_table('quarantined_rows', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_quarantined_rows_run_id'))
 
@@ -220,6 +313,18 @@ def downgrade() -> None:
         batch_op.drop_index('ix_derived_events_run_pt')
 
     op.drop_table('derived_events')
+    with op.batch_alter_table('alerts', schema=None) as batch_op:
+        batch_op.drop_index('ix_alerts_study_status')
+        batch_op.drop_index(batch_op.f('ix_alerts_study_id'))
+        batch_op.drop_index(batch_op.f('ix_alerts_run_id'))
+
+    op.drop_table('alerts')
+    with op.batch_alter_table('alert_evaluations', schema=None) as batch_op:
+        batch_op.drop_index('ix_alert_evaluations_study_run')
+        batch_op.drop_index(batch_op.f('ix_alert_evaluations_study_id'))
+        batch_op.drop_index(batch_op.f('ix_alert_evaluations_run_id'))
+
+    op.drop_table('alert_evaluations')
     with op.batch_alter_table('subject_versions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_subject_versions_study_id'))
         batch_op.drop_index('ix_subject_versions_from')

@@ -1,0 +1,87 @@
+"""What the Alerts page needs: the alerts of a study with their evidence, and acknowledging one.
+
+Monitors (and admins) acknowledge with a comment; who, in which role, when and the comment are recorded on the
+alert. Committee members read alerts but cannot acknowledge them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import pandas as pd
+from sqlalchemy import Connection, select, update
+
+from safety_dash.alerts.models import ALERT_STATUSES, Alert
+from safety_dash.db.models import utcnow
+from safety_dash.db.queries import run_query
+
+ACKNOWLEDGING_ROLES = ("monitor", "admin")
+READING_ROLES = ("committee",)
+JSON_COLUMNS = ("scope", "evidence")
+TIME_COLUMNS = ("created_at", "acknowledged_at", "resolved_at", "email_sent_at")
+
+
+def list_alerts(connection: Connection, study_id: str, status: str | Iterable[str] | None = None) -> pd.DataFrame:
+    """The alerts of ``study_id``, newest first; ``status`` one of open, acknowledged, resolved, or several.
+
+    Columns: alert_id, study_id, rule_id, kind, delivery, title, summary, status, condition_active (as of the
+    newest cut evaluated), run_id (the cut that fired it), cutoff, last_run_id, alert_key, episode, scope and
+    evidence (dicts: numbers, subjects, records, cut, chart data), view_path (the dashboard page and filters: prefix
+    SAFETY_DASH_BASE_URL or use as a relative link), created_at, acknowledged_by, acknowledged_role,
+    acknowledged_at, ack_comment, resolved_at, resolved_run_id, email_status (held, pending, sending, sent or
+    digested), email_sent_at, email_attempts, email_error.
+    """
+    wanted = [status] if isinstance(status, str) or status is None else list(status)
+    for value in wanted:
+        if value is not None and value not in ALERT_STATUSES:
+            raise ValueError(f"status {value!r} is not an alert status; use one of {', '.join(ALERT_STATUSES)}")
+    single = wanted[0] if len(wanted) == 1 else None
+    frame = run_query(connection, "alerts_list", study_id=study_id, status=single)
+    if len(wanted) > 1:
+        frame = frame.loc[frame["status"].isin(wanted)].reset_index(drop=True)
+    for column in JSON_COLUMNS:  # JSON comes back as text from SQLite, as dicts from PostgreSQL
+        frame[column] = [json.loads(v) if isinstance(v, str) else v for v in frame[column]]
+    frame["condition_active"] = frame["condition_active"].astype(bool)
+    for column in TIME_COLUMNS:  # text from SQLite, aware datetimes from PostgreSQL: UTC timestamps for both
+        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
+    frame["cutoff"] = pd.to_datetime(frame["cutoff"]).dt.date
+    return frame
+
+
+def acknowledge_alert(connection: Connection, alert_id: int, username: str, role: str, comment: str) -> dict:
+    """Acknowledge an open alert as ``username`` in ``role`` with ``comment``; return the alert as a dict.
+
+    Only monitors and admins acknowledge; a committee member gets a PermissionError with the reason. An alert whose
+    condition is already gone is resolved at once (it can then fire again if the condition comes back).
+    """
+    if role in READING_ROLES:
+        raise PermissionError(
+            f"{username} is a committee member: committee members can read alerts but not acknowledge them; "
+            "ask a monitor to acknowledge this alert"
+        )
+    if role not in ACKNOWLEDGING_ROLES:
+        raise ValueError(f"role {role!r} cannot acknowledge alerts; only {' and '.join(ACKNOWLEDGING_ROLES)} can")
+    if not isinstance(username, str) or not username.strip():
+        raise ValueError("username is empty; an acknowledgement must say who made it")
+    if not isinstance(comment, str) or not comment.strip():
+        raise ValueError("the comment is empty; say what was done or decided about this alert")
+    row = connection.execute(select(Alert.__table__).where(Alert.id == alert_id)).first()
+    if row is None:
+        raise ValueError(f"alert {alert_id} does not exist")
+    if row.status != "open":
+        raise ValueError(
+            f"alert {alert_id} is {row.status}, not open: acknowledged by {row.acknowledged_by} at "
+            f"{row.acknowledged_at:%Y-%m-%d %H:%M} UTC"
+            if row.acknowledged_at
+            else f"alert {alert_id} is {row.status}, not open"
+        )
+    now = utcnow()
+    values = {"status": "acknowledged", "acknowledged_by": username.strip(), "acknowledged_role": role,
+              "acknowledged_at": now, "ack_comment": comment.strip()}  # fmt: skip
+    if not row.condition_active:
+        values |= {"status": "resolved", "open_key": None, "resolved_at": now, "resolved_run_id": row.last_run_id}
+    result = connection.execute(update(Alert).where(Alert.id == alert_id, Alert.status == "open").values(**values))
+    if result.rowcount != 1:
+        raise ValueError(f"alert {alert_id} was acknowledged by someone else a moment ago; reload the page")
+    return dict(connection.execute(select(Alert.__table__).where(Alert.id == alert_id)).one()._mapping)

@@ -1,0 +1,37 @@
+"""Links in alerts are the dashboard's own addresses for the view (safety_dash.web.state)."""
+
+from __future__ import annotations
+
+import pytest
+
+from safety_dash.alerts.conditions import build_view_path, term_filters
+from safety_dash.alerts.rules import Rule
+from safety_dash.web.state import ViewState, parse_state, state_href
+
+
+def test_build_view_path_writes_the_address_the_dashboard_writes_for_the_same_view():
+    path = build_view_path("/rates", study="QL1706-DEMO", cut=3, cohort="Ph I 10 mg/kg", grade=3, serious=True,
+                           related=False, pt="Rash & itch")  # fmt: skip
+    state = ViewState(study="QL1706-DEMO", cut=3, cohort="Ph I 10 mg/kg", min_grade=3, serious=True, pt="Rash & itch")
+    assert path == state_href("/rates", state)
+    assert parse_state(path.partition("?")[2]) == state
+
+
+def test_build_view_path_refuses_a_key_the_dashboard_does_not_read():
+    with pytest.raises(ValueError, match=r"\['min_grade'\] are not query keys of the dashboard"):
+        build_view_path("/rates", min_grade=3)
+
+
+@pytest.mark.parametrize(
+    ("terms", "expected"),
+    [
+        ({"pt": ("Colitis",)}, {"pt": "Colitis"}),
+        ({"soc": ("Cardiac disorders",)}, {"soc": "Cardiac disorders"}),
+        ({"basket": ("skin",)}, {"basket": "skin"}),
+        ({"basket": ("skin", "hepatic")}, {}),  # a union of baskets has no view of its own
+        ({"basket": ("any",)}, {}),
+    ],
+)
+def test_term_filters_select_the_rule_term_in_the_dashboard(terms, expected):
+    rule = Rule(id="r", kind="incidence", name="r", line=1, **terms)
+    assert term_filters(rule) == expected
