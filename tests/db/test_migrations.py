@@ -1,0 +1,22 @@
+"""The Alembic migrations build exactly the schema the models declare, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+import safety_dash.alerts.models  # noqa: F401  (registers the alert tables)
+from safety_dash.db.engine import get_engine, upgrade_database
+from safety_dash.db.models import Base
+
+
+def test_migrations_match_the_models(database_url):
+    with get_engine(database_url).connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+
+
+def test_upgrade_database_is_idempotent(database_url):
+    upgrade_database(database_url)  # the fixture already upgraded once
+    with get_engine(database_url).connect() as connection:
+        assert MigrationContext.configure(connection).get_current_revision() == "0001"
