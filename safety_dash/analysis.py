@@ -61,11 +61,18 @@ def load_cut_frames(connection: Connection, cut: CutContext) -> tuple[pd.DataFra
     dm = run_query(connection, "cut_subjects", **params)
     extra = pd.DataFrame([_as_dict(v) for v in dm["extra"]], index=dm.index)
     dm = pd.concat([_upper_text(dm.drop(columns=["extra"])), extra.fillna("")], axis=1)
-    group = cohort_column_of(cut, dm)
-    dm[GROUP_COLUMN] = dm[group]
     ex = _upper_text(run_query(connection, "cut_exposure", **params))
     ex["EXDOSE"] = pd.to_numeric(ex["EXDOSE"].replace("", None), errors="coerce")
-    ae = _upper_text(run_query(connection, "cut_adverse_events", **params)).rename(columns={"ID": "AE_ID"})
+    ae = _upper_text(run_query(connection, "cut_adverse_events", **params))
+    return prepare_cut_frames(cut, dm, ex, ae)
+
+
+def prepare_cut_frames(
+    cut: CutContext, dm: pd.DataFrame, ex: pd.DataFrame, ae: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The cut's records, read back or as just loaded, with the grouping column and AE_ID the metrics use."""
+    dm[GROUP_COLUMN] = dm[cohort_column_of(cut, dm)]
+    ae = ae.rename(columns={"ID": "AE_ID"})
     ae["AE_ID"] = ae["AE_ID"].astype(int)
     return dm, ex, ae
 
@@ -79,10 +86,19 @@ def cohort_column_of(cut: CutContext, dm: pd.DataFrame) -> str:
     return "COHORT" if "COHORT" in dm.columns else "ACTARM"
 
 
-def derive_cut(connection: Connection, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Compute and store the subject- and event-level derivations of cut ``run_id``; return them."""
+def derive_cut(
+    connection: Connection, run_id: int, records: dict[str, pd.DataFrame] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Compute and store the subject- and event-level derivations of cut ``run_id``; return them.
+
+    ``records`` are the cut's DM, EX and AE as loading returned them; without them they are read back from the
+    database (recomputing a stored cut gives the same rows: a test holds the two paths together).
+    """
     cut = load_cut_context(connection, run_id)
-    dm, ex, ae = load_cut_frames(connection, cut)
+    if records is None:
+        dm, ex, ae = load_cut_frames(connection, cut)
+    else:
+        dm, ex, ae = prepare_cut_frames(cut, records["dm"], records["ex"], records["ae"])
     subjects = derive_subject_exposure(dm, ex, cut.cutoff, cut.window_days)
     events = derive_events(ae, subjects, cut.cutoff, cut.window_days, cut.related_values)
     connection.execute(delete(DerivedEvent).where(DerivedEvent.run_id == run_id))

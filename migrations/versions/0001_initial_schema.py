@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 21:32:45.849133
+Create Date: 2026-11-24 21:43:43.248809
 """
 
 from alembic import op
@@ -74,7 +74,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('ae_versions', schema=None) as batch_op:
         batch_op.create_index('ix_ae_versions_current', ['study_id', 'record_key', 'valid_to_run'], unique=False)
-        batch_op.create_index('ix_ae_versions_from', ['study_id', 'valid_from_run'], unique=False)
         batch_op.create_index(batch_op.f('ix_ae_versions_study_id'), ['study_id'], unique=False)
 
     op.create_table('exposure_versions',
@@ -99,7 +98,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('exposure_versions', schema=None) as batch_op:
         batch_op.create_index('ix_exposure_versions_current', ['study_id', 'record_key', 'valid_to_run'], unique=False)
-        batch_op.create_index('ix_exposure_versions_from', ['study_id', 'valid_from_run'], unique=False)
         batch_op.create_index(batch_op.f('ix_exposure_versions_study_id'), ['study_id'], unique=False)
 
     op.create_table('ingestion_runs',
@@ -148,7 +146,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('subject_versions', schema=None) as batch_op:
         batch_op.create_index('ix_subject_versions_current', ['study_id', 'record_key', 'valid_to_run'], unique=False)
-        batch_op.create_index('ix_subject_versions_from', ['study_id', 'valid_from_run'], unique=False)
         batch_op.create_index(batch_op.f('ix_subject_versions_study_id'), ['study_id'], unique=False)
 
     op.create_table('alert_evaluations',
@@ -226,9 +223,6 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['run_id'], ['ingestion_runs.id'], name=op.f('fk_derived_events_run_id_ingestion_runs')),
     sa.PrimaryKeyConstraint('run_id', 'ae_version_id', name=op.f('pk_derived_events'))
     )
-    with op.batch_alter_table('derived_events', schema=None) as batch_op:
-        batch_op.create_index('ix_derived_events_run_pt', ['run_id', 'pt'], unique=False)
-
     op.create_table('derived_subjects',
     sa.Column('run_id', sa.Integer(), nullable=False),
     sa.Column('usubjid', sa.String(length=100), nullable=False),
@@ -309,9 +303,6 @@ def downgrade() -> None:
 
     op.drop_table('quarantined_rows')
     op.drop_table('derived_subjects')
-    with op.batch_alter_table('derived_events', schema=None) as batch_op:
-        batch_op.drop_index('ix_derived_events_run_pt')
-
     op.drop_table('derived_events')
     with op.batch_alter_table('alerts', schema=None) as batch_op:
         batch_op.drop_index('ix_alerts_study_status')
@@ -327,7 +318,6 @@ def downgrade() -> None:
     op.drop_table('alert_evaluations')
     with op.batch_alter_table('subject_versions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_subject_versions_study_id'))
-        batch_op.drop_index('ix_subject_versions_from')
         batch_op.drop_index('ix_subject_versions_current')
 
     op.drop_table('subject_versions')
@@ -338,13 +328,11 @@ def downgrade() -> None:
     op.drop_table('ingestion_runs')
     with op.batch_alter_table('exposure_versions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_exposure_versions_study_id'))
-        batch_op.drop_index('ix_exposure_versions_from')
         batch_op.drop_index('ix_exposure_versions_current')
 
     op.drop_table('exposure_versions')
     with op.batch_alter_table('ae_versions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_ae_versions_study_id'))
-        batch_op.drop_index('ix_ae_versions_from')
         batch_op.drop_index('ix_ae_versions_current')
 
     op.drop_table('ae_versions')

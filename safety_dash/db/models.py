@@ -109,7 +109,6 @@ class SubjectVersion(_Versioned, Base):
 
     __table_args__ = (
         Index("ix_subject_versions_current", "study_id", "record_key", "valid_to_run"),
-        Index("ix_subject_versions_from", "study_id", "valid_from_run"),
     )
 
 
@@ -127,7 +126,6 @@ class ExposureVersion(_Versioned, Base):
 
     __table_args__ = (
         Index("ix_exposure_versions_current", "study_id", "record_key", "valid_to_run"),
-        Index("ix_exposure_versions_from", "study_id", "valid_from_run"),
     )
 
 
@@ -159,7 +157,6 @@ class AdverseEventVersion(_Versioned, Base):
 
     __table_args__ = (
         Index("ix_ae_versions_current", "study_id", "record_key", "valid_to_run"),
-        Index("ix_ae_versions_from", "study_id", "valid_from_run"),
     )
 
 
@@ -219,8 +216,6 @@ class DerivedEvent(Base):
     related: Mapped[bool] = mapped_column(Boolean)
     uncoded: Mapped[bool] = mapped_column(Boolean)
     record_change: Mapped[str] = mapped_column(String(9))  # new | changed | unchanged, against the previous cut
-
-    __table_args__ = (Index("ix_derived_events_run_pt", "run_id", "pt"),)
 
 
 class User(Base):

@@ -2,15 +2,19 @@
 
 Everything here runs inside the caller's transaction, so a run that dies midway leaves the previous cut as it
 was. Versions are appended, never updated except to close them (``valid_to_run``): nothing is deleted.
+
+Loading also returns the cut's records as frames, in the shape :func:`safety_dash.analysis.load_cut_frames`
+reads them back, so the derivations of a new cut need not read a million rows it has just written.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, text, update
 
 from safety_dash.db.bulk import bulk_insert
 from safety_dash.db.models import AdverseEventVersion, ExposureVersion, QuarantinedRow, SubjectVersion
@@ -24,13 +28,23 @@ TABLES: dict[str, Table] = {
     "ae": AdverseEventVersion.__table__,
 }
 COUNT_NAMES = ("read", "loaded", "quarantined", "new", "changed", "unchanged", "removed")
+HASH_COLUMN, ID_COLUMN, FROM_COLUMN, CHANGE_COLUMN = "_HASH", "ID", "VALID_FROM_RUN", "CHANGE"
 
 
-def load_extract(connection: Connection, run_id: int, study_id: str, extract: ValidatedExtract) -> dict[str, dict]:
-    """Store one validated extract as cut ``run_id``; return the per-domain counts of the run summary."""
+@dataclass
+class LoadedCut:
+    """What loading a cut wrote: the counts of the run summary and the cut's records per domain."""
+
+    counts: dict[str, dict]
+    frames: dict[str, pd.DataFrame]
+
+
+def load_extract(connection: Connection, run_id: int, study_id: str, extract: ValidatedExtract) -> LoadedCut:
+    """Store one validated extract as cut ``run_id``; return the counts and the cut's records."""
     counts: dict[str, dict] = {}
+    frames: dict[str, pd.DataFrame] = {}
     for domain in ("dm", "ex", "ae"):
-        changes = load_domain(
+        changes, frames[domain] = load_domain(
             connection, run_id, study_id, domain, extract.frames[domain], extract.quarantined_keys[domain]
         )
         counts[domain] = {
@@ -40,51 +54,78 @@ def load_extract(connection: Connection, run_id: int, study_id: str, extract: Va
             **changes,
         }
     save_quarantine(connection, run_id, extract.quarantine)
-    return counts
+    return LoadedCut(counts, frames)
 
 
 def load_domain(
     connection: Connection, run_id: int, study_id: str, domain: str, frame: pd.DataFrame, keep_keys: set[str]
-) -> dict[str, int]:
-    """Diff one domain against its current versions and write the difference.
+) -> tuple[dict[str, int], pd.DataFrame]:
+    """Diff one domain against its current versions, write the difference, return counts and the cut's records.
 
     A record absent from the extract is closed as removed, unless its row was quarantined this time
     (``keep_keys``): then its previous version stays current, so a bad row never hides a known record.
+    ``frame`` gains the columns ID, VALID_FROM_RUN and CHANGE of the version each row is in this cut.
     """
     table = TABLES[domain]
     current = pd.DataFrame(
         connection.execute(
-            select(table.c.id, table.c.record_key, table.c.content_hash).where(
+            select(table.c.id, table.c.record_key, table.c.content_hash, table.c.valid_from_run, table.c.change).where(
                 table.c.study_id == study_id, table.c.valid_to_run.is_(None)
             )
         ).fetchall(),
-        columns=["id", "record_key", "content_hash"],
-    )
-    incoming = frame.assign(_HASH=compute_content_hashes(frame, domain))
-    merged = incoming.merge(current, how="left", left_on=KEY_COLUMN, right_on="record_key")
-    is_new = merged["id"].isna()
-    is_changed = ~is_new & (merged["content_hash"] != merged["_HASH"])
-    removed = current[~current["record_key"].isin(incoming[KEY_COLUMN]) & ~current["record_key"].isin(keep_keys)]
+        columns=["id", "record_key", "content_hash", "valid_from_run", "change"],
+    ).set_index("record_key")
+    frame[HASH_COLUMN] = compute_content_hashes(frame, domain)
+    known = current.reindex(frame[KEY_COLUMN])
+    is_new = known["id"].isna().to_numpy()
+    is_changed = ~is_new & (known["content_hash"].to_numpy() != frame[HASH_COLUMN].to_numpy())
+    gone = ~current.index.isin(frame[KEY_COLUMN])
+    removed = current[gone & ~current.index.isin(list(keep_keys))]
+    kept = current[gone & current.index.isin(list(keep_keys))]
 
-    close_ids = [int(i) for i in merged.loc[is_changed, "id"]] + [int(i) for i in removed["id"]]
-    close_versions(connection, table, close_ids, run_id)
-    to_insert = merged[is_new | is_changed].assign(
-        _CHANGE=is_new[is_new | is_changed].map({True: "new", False: "changed"})
+    close_versions(
+        connection, table, [int(i) for i in known["id"][is_changed]] + [int(i) for i in removed["id"]], run_id
     )
-    bulk_insert(connection, table, _version_rows(to_insert, domain, study_id, run_id))
-    return {
+    written = is_new | is_changed
+    frame[ID_COLUMN] = known["id"].to_numpy()
+    frame.loc[written, ID_COLUMN] = reserve_ids(connection, table, int(written.sum()))
+    frame[ID_COLUMN] = frame[ID_COLUMN].astype("int64")
+    frame[FROM_COLUMN] = np.where(written, run_id, known["valid_from_run"].to_numpy())
+    frame[FROM_COLUMN] = frame[FROM_COLUMN].astype("int64")
+    frame[CHANGE_COLUMN] = np.where(is_new, "new", np.where(is_changed, "changed", known["change"].to_numpy()))
+    bulk_insert(connection, table, _version_rows(frame[written], domain, study_id, run_id))
+    counts = {
         "new": int(is_new.sum()),
         "changed": int(is_changed.sum()),
-        "unchanged": int((~is_new & ~is_changed).sum()),
+        "unchanged": int((~written).sum()),
         "removed": len(removed),
     }
+    return counts, _cut_records(connection, table, domain, frame, kept["id"].astype(int).tolist())
 
 
 def compute_content_hashes(frame: pd.DataFrame, domain: str) -> list[str]:
     """A digest of every stored value of each row, to tell a changed record from an unchanged one."""
     columns = list(STANDARD[domain]) + _extra_columns(frame, domain)
-    values = frame[columns].astype(str).to_numpy().tolist()
-    return [hashlib.md5("\x1f".join(row).encode("utf-8"), usedforsecurity=False).hexdigest() for row in values]
+    rows = zip(*(frame[c].astype(str).tolist() for c in columns), strict=True)
+    return [hashlib.md5("\x1f".join(row).encode("utf-8"), usedforsecurity=False).hexdigest() for row in rows]
+
+
+def reserve_ids(connection: Connection, table: Table, count: int) -> np.ndarray:
+    """``count`` new primary keys of ``table``, taken before inserting so the cut's frames can carry them.
+
+    PostgreSQL hands them out from the table's sequence; on SQLite the loading transaction holds the database's
+    write lock from its first statement, so no other writer can take the numbers after the current maximum.
+    """
+    if count == 0:
+        return np.empty(0, dtype="int64")
+    if connection.dialect.name == "postgresql":
+        rows = connection.execute(
+            text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
+            {"table": table.name, "n": count},
+        )
+        return np.array([r[0] for r in rows], dtype="int64")
+    highest = connection.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+    return np.arange(highest + 1, highest + 1 + count, dtype="int64")
 
 
 def close_versions(connection: Connection, table: Table, ids: list[int], run_id: int) -> None:
@@ -116,19 +157,19 @@ def save_quarantine(connection: Connection, run_id: int, quarantine: pd.DataFram
 
 
 def _extra_columns(frame: pd.DataFrame, domain: str) -> list[str]:
-    skip = set(STANDARD[domain]) | set(DROPPED) | {ROW_COLUMN, KEY_COLUMN, "_HASH"}
+    skip = set(STANDARD[domain]) | set(DROPPED) | {ROW_COLUMN, KEY_COLUMN, ID_COLUMN, FROM_COLUMN, CHANGE_COLUMN}
     return sorted(c for c in frame.columns if c not in skip and not c.startswith("_"))
 
 
 def _version_rows(frame: pd.DataFrame, domain: str, study_id: str, run_id: int) -> pd.DataFrame:
-    extra_columns = _extra_columns(frame.drop(columns=["id", "record_key", "content_hash", "_CHANGE"]), domain)
     base = pd.DataFrame(
         {
+            "id": frame[ID_COLUMN].to_numpy(),
             "study_id": study_id,
             "record_key": frame[KEY_COLUMN].to_numpy(),
             "usubjid": frame["USUBJID"].to_numpy(),
-            "content_hash": frame["_HASH"].to_numpy(),
-            "change": frame["_CHANGE"].to_numpy(),
+            "content_hash": frame[HASH_COLUMN].to_numpy(),
+            "change": frame[CHANGE_COLUMN].to_numpy(),
             "valid_from_run": run_id,
             "valid_to_run": None,
             "source_row": frame[ROW_COLUMN].astype(int).to_numpy(),
@@ -139,12 +180,28 @@ def _version_rows(frame: pd.DataFrame, domain: str, study_id: str, run_id: int) 
             base[column.lower()] = frame[column].to_numpy()
     if domain == "ex":
         base["exdose"] = pd.to_numeric(frame["EXDOSE"], errors="coerce").to_numpy()
-    base["extra"] = list(_extra_dicts(frame, extra_columns))
+    base["extra"] = _extra_dicts(frame, _extra_columns(frame, domain))
     return base
 
 
-def _extra_dicts(frame: pd.DataFrame, columns: list[str]) -> Iterable[dict | None]:
+def _extra_dicts(frame: pd.DataFrame, columns: list[str]) -> list[dict | None]:
     if not columns:
         return [None] * len(frame)
-    values = frame[columns].to_numpy().tolist()
-    return [{c: v for c, v in zip(columns, row, strict=True) if v != ""} or None for row in values]
+    rows = zip(*(frame[c].tolist() for c in columns), strict=True)
+    return [{c: v for c, v in zip(columns, row, strict=True) if v != ""} or None for row in rows]
+
+
+def _cut_records(connection: Connection, table: Table, domain: str, frame: pd.DataFrame, kept_ids: list[int]):
+    """The cut's records of one domain: this extract's rows, plus the kept versions of quarantined rows."""
+    records = frame  # renamed in place, not copied: a million AE rows are held once
+    records.rename(columns={KEY_COLUMN: "RECORD_KEY"}, inplace=True)
+    if domain == "ex":
+        records["EXDOSE"] = pd.to_numeric(records["EXDOSE"], errors="coerce")
+    if not kept_ids:
+        return records
+    rows = connection.execute(select(table).where(table.c.id.in_(kept_ids))).mappings().all()
+    kept = pd.DataFrame([{**(row["extra"] or {}), **{k.upper(): v for k, v in row.items() if k != "extra"}}
+                         for row in rows])  # fmt: skip
+    kept = kept.drop(columns=["STUDY_ID", "CONTENT_HASH", "VALID_TO_RUN"]).rename(columns={"SOURCE_ROW": ROW_COLUMN})
+    kept = kept.rename(columns={"VALID_FROM_RUN": FROM_COLUMN})
+    return pd.concat([records, kept], ignore_index=True).fillna({c: "" for c in records.columns if c != "EXDOSE"})

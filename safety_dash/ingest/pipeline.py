@@ -95,10 +95,13 @@ def _run(engine, run_id: int, folder: Path, study_id: str | None, cutoff: dt.dat
     extract = validate_extract(sources, study_id, tuple(study.ae_key_columns.split(",")))
     with engine.begin() as connection:
         lock_study(connection, study_id)
-        counts = load_extract(connection, run_id, study_id, extract)
-        from safety_dash.analysis import derive_cut  # the analysis floor sits above ingestion
+        loaded = load_extract(connection, run_id, study_id, extract)
+        counts = loaded.counts
+        del sources  # the cut's records live on in loaded.frames; free the rest before deriving
+        from safety_dash import analysis  # the analysis floor sits above ingestion
 
-        derive_cut(connection, run_id)
+        analysis.derive_cut(connection, run_id, loaded.frames)
+        del loaded
         message = summarise_counts(counts)
         connection.execute(
             update(IngestionRun).where(IngestionRun.id == run_id).values(counts=counts, derived_at=utcnow())

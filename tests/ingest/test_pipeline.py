@@ -252,3 +252,27 @@ def test_ingest_extract_accepts_adam_input(database_url, cdisc_pilot):
     engine = get_engine(database_url)
     subjects = run_query(engine, "derived_subjects", run_id=result.run_id)
     assert subjects["saffl"].astype(bool).sum() == 254  # first dose from ADSL TRTSDT when there is no EX
+
+
+def test_derivations_of_a_new_cut_equal_those_recomputed_from_the_database(database_url, tmp_path):
+    from safety_dash.analysis import derive_cut
+
+    extract = standard_extract()
+    ingest_extract(database_url, write_extract(tmp_path / "cut1", extract), cutoff=CUTOFF)
+    extract["ae"][0]["AETOXGR"] = "3"
+    extract["ae"][2]["AESTDTC"] = "2021-13-45"  # quarantined: its cut-1 version stays in cut 2
+    extract["ae"].append(ae_row("T1-002", 2, "Colitis", "2021-04-01", "3"))
+    cut2 = ingest_extract(database_url, write_extract(tmp_path / "cut2", extract), cutoff=CUTOFF)
+    engine = get_engine(database_url)
+    stored = (run_query(engine, "derived_subjects", run_id=cut2.run_id),
+              run_query(engine, "derived_events", run_id=cut2.run_id))  # fmt: skip
+    assert len(stored[1]) == 5
+    with engine.begin() as connection:
+        derive_cut(connection, cut2.run_id)  # from the database this time
+    again = (run_query(engine, "derived_subjects", run_id=cut2.run_id),
+             run_query(engine, "derived_events", run_id=cut2.run_id))  # fmt: skip
+    pd.testing.assert_frame_equal(stored[0], again[0])
+    pd.testing.assert_frame_equal(stored[1], again[1])
+    changes = dict(zip(again[1]["record_key"], again[1]["record_change"], strict=True))
+    assert changes == {"T1-001|1": "changed", "T1-001|2": "unchanged", "T1-002|1": "unchanged",
+                       "T1-002|2": "new", "T1-003|1": "unchanged"}  # fmt: skip
