@@ -113,17 +113,23 @@ def compute_content_hashes(frame: pd.DataFrame, domain: str) -> list[str]:
 def reserve_ids(connection: Connection, table: Table, count: int) -> np.ndarray:
     """``count`` new primary keys of ``table``, taken before inserting so the cut's frames can carry them.
 
-    PostgreSQL hands them out from the table's sequence; on SQLite the loading transaction holds the database's
-    write lock from its first statement, so no other writer can take the numbers after the current maximum.
+    On PostgreSQL a block is taken from the table's sequence in one step, under a transaction-level advisory
+    lock that every reservation of the table takes (versions are only ever inserted through here), so two
+    loads never get overlapping blocks. On SQLite the loading transaction holds the database's write lock from
+    its first statement, so no other writer can take the numbers after the current maximum.
     """
     if count == 0:
         return np.empty(0, dtype="int64")
     if connection.dialect.name == "postgresql":
-        rows = connection.execute(
-            text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"),
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:table))"), {"table": table.name})
+        first = connection.execute(
+            text(
+                "SELECT setval(pg_get_serial_sequence(:table, 'id'),"
+                " nextval(pg_get_serial_sequence(:table, 'id')) + :n - 1) - :n + 1"
+            ),
             {"table": table.name, "n": count},
-        )
-        return np.array([r[0] for r in rows], dtype="int64")
+        ).scalar_one()
+        return np.arange(first, first + count, dtype="int64")
     highest = connection.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
     return np.arange(highest + 1, highest + 1 + count, dtype="int64")
 
