@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 from sqlalchemy import create_engine, insert, text  # noqa: E402
 
+import safety_dash.analysis  # noqa: E402,F401  (imported before forking: a fixed cost, not throughput)
 from bench._study import write_csv_study  # noqa: E402
 from safety_dash.db.engine import get_engine, upgrade_database  # noqa: E402
 from safety_dash.db.models import AdverseEventVersion, ExposureVersion, Study, SubjectVersion, utcnow  # noqa: E402
-import safety_dash.analysis  # noqa: E402,F401  (imported before forking: a fixed cost, not throughput)
 from safety_dash.ingest.pipeline import ingest_extract  # noqa: E402
 
 TABLES = {"dm": SubjectVersion.__table__, "ex": ExposureVersion.__table__, "ae": AdverseEventVersion.__table__}

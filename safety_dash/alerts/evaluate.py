@@ -30,10 +30,10 @@ from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from safety_dash.alerts.conditions import CutInfo, Finding, evaluate_rule
-from safety_dash.analysis import load_derived_frames
 from safety_dash.alerts.models import Alert, AlertEvaluation
 from safety_dash.alerts.outbox import enqueue_alert
 from safety_dash.alerts.rules import RuleSet, load_rule_file, rule_file_path
+from safety_dash.analysis import load_derived_frames
 from safety_dash.db.models import utcnow
 from safety_dash.db.queries import run_query
 

@@ -107,9 +107,7 @@ class SubjectVersion(_Versioned, Base):
     dthdtc: Mapped[SdtmText]
     dthfl: Mapped[SdtmText]
 
-    __table_args__ = (
-        Index("ix_subject_versions_current", "study_id", "record_key", "valid_to_run"),
-    )
+    __table_args__ = (Index("ix_subject_versions_current", "study_id", "record_key", "valid_to_run"),)
 
 
 class ExposureVersion(_Versioned, Base):
@@ -124,9 +122,7 @@ class ExposureVersion(_Versioned, Base):
     exstdtc: Mapped[SdtmText]
     exendtc: Mapped[SdtmText]
 
-    __table_args__ = (
-        Index("ix_exposure_versions_current", "study_id", "record_key", "valid_to_run"),
-    )
+    __table_args__ = (Index("ix_exposure_versions_current", "study_id", "record_key", "valid_to_run"),)
 
 
 class AdverseEventVersion(_Versioned, Base):
@@ -155,9 +151,7 @@ class AdverseEventVersion(_Versioned, Base):
     aeendtc: Mapped[SdtmText]
     aegrpid: Mapped[SdtmText]
 
-    __table_args__ = (
-        Index("ix_ae_versions_current", "study_id", "record_key", "valid_to_run"),
-    )
+    __table_args__ = (Index("ix_ae_versions_current", "study_id", "record_key", "valid_to_run"),)
 
 
 class QuarantinedRow(Base):

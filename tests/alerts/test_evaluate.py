@@ -9,11 +9,10 @@ import pytest
 from scipy import stats
 from sqlalchemy import func, select
 
-from safety_dash.analysis import load_derived_frames
 from safety_dash.alerts.models import Alert, OutboxMessage
 from safety_dash.alerts.review import acknowledge_alert, list_alerts
 from safety_dash.alerts.rules import RuleFileError
-from safety_dash.analysis import GROUP_COLUMN, load_baskets
+from safety_dash.analysis import GROUP_COLUMN, load_baskets, load_derived_frames
 from safety_dash.db.engine import get_engine
 from safety_dash.ingest.pipeline import ingest_extract
 from safety_dash.jobs import evaluate_alerts, send_outbox
