@@ -1,0 +1,102 @@
+"""The Dash app factory: a Flask server with the sign-in guard, the page frame, every page and its callbacks.
+
+``create_app(settings)`` returns the Dash app; ``app.server`` is the WSGI application (``gunicorn app:server``).
+The app never starts the scheduler and never writes study data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import threading
+from pathlib import Path
+
+import flask
+import flask_login
+from dash import Dash
+from sqlalchemy import Engine
+
+from safety_dash.config import Settings
+from safety_dash.db.engine import get_engine
+from safety_dash.web import views
+from safety_dash.web.auth import csrf_token, init_login
+from safety_dash.web.data import EXTENSION, WebContext, load_baskets_file
+from safety_dash.web.layout import build_shell, register_shell_callbacks
+from safety_dash.web.pages import load_pages
+
+log = logging.getLogger(__name__)
+
+ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
+
+
+def create_server(settings: Settings) -> flask.Flask:
+    """The Flask server with signed, HttpOnly, SameSite=Lax session cookies that expire."""
+    server = flask.Flask("safety_dash.web")
+    secret = settings.secret_key
+    if not secret:
+        secret = secrets.token_hex(32)
+        log.warning(
+            "SAFETY_DASH_SECRET_KEY is not set: using a random key, so sessions end when this process stops and "
+            "several workers cannot share them. Set it outside `make run`."
+        )
+    server.config.update(
+        SECRET_KEY=secret,
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(minutes=float(settings.session_minutes)),
+        SESSION_COOKIE_NAME="safety_dash_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
+        REMEMBER_COOKIE_DURATION=dt.timedelta(seconds=0),
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,  # callbacks send filters, not files
+    )
+    return server
+
+
+def create_app(settings: Settings, engine: Engine | None = None, warm_up: bool = False) -> Dash:
+    """The dashboard for the database of ``settings`` (or ``engine``), behind a sign-in.
+
+    With ``warm_up``, a background thread reads the newest cut of each study and computes the default views as the
+    worker starts (a cut of a million AE records takes seconds to read; better before the first visitor than in
+    front of them). The production entry point ``app.py`` asks for it.
+    """
+    engine = engine if engine is not None else get_engine(settings.database_url)
+    server = create_server(settings)
+    context = WebContext(engine=engine, baskets=load_baskets_file(settings.baskets_file))
+    server.extensions[EXTENSION] = context
+    if warm_up:
+        threading.Thread(target=views.warm_up, args=(context,), name="safety-dash-warm-up", daemon=True).start()
+    init_login(server, engine, settings.session_minutes)
+
+    pages = load_pages()
+    app = Dash(
+        __name__,
+        server=server,
+        use_pages=False,  # routing is ours: pages re-render on a new path, not on every filter change
+        assets_folder=str(ASSETS_DIR),
+        title="safety-dash",
+        update_title=None,
+        suppress_callback_exceptions=False,
+        serve_locally=True,
+        compress=False,
+    )
+
+    def serve_layout():
+        user = flask_login.current_user
+        if not getattr(user, "is_authenticated", False):  # the guard refuses earlier; this is a second lock
+            return build_shell([], "", "", "")
+        return build_shell(pages, user.username, user.role, csrf_token())
+
+    app.layout = serve_layout
+    app.validation_layout = build_validation_layout(pages)
+    register_shell_callbacks(app, pages)
+    for page in pages:
+        page.register_callbacks(app)
+    return app
+
+
+def build_validation_layout(pages):
+    """Every component any page may show, so Dash can check each callback's ids when the app starts."""
+    from dash import html
+
+    return html.Div([build_shell(pages, "", "", ""), *[page.layout() for page in pages]])

@@ -1,0 +1,315 @@
+"""Rows for grids, one page at a time: the AE listing of a cut and the paging of any small table.
+
+A grid in the browser asks for rows ``startRow``..``endRow`` with its sort and column filters (AG Grid's infinite
+row model); the answer holds at most :data:`MAX_PAGE_ROWS` rows and the total count. The listing of a cut is
+filtered once per (cut, view filters, grid filters, sort) and cached as row positions, so paging is cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from safety_dash.web.data import GROUP_COLUMN, RESULT_CACHE_SIZE
+from safety_dash.web.state import ViewState
+from safety_dash.web.views import CutKey, basket_mask, text_equals
+
+MAX_PAGE_ROWS = 100
+PAGE_SIZE = 50
+
+# Listing columns: grid field -> (header, events column). Dates are shown as ISO text.
+LISTING_COLUMNS: dict[str, tuple[str, str]] = {
+    "USUBJID": ("Subject", "USUBJID"),
+    "COHORT": ("Cohort", GROUP_COLUMN),
+    "AESEQ": ("Seq", "AESEQ"),
+    "SOC": ("System organ class", "SOC"),
+    "PT": ("Preferred term", "PT"),
+    "AETERM": ("Reported term", "AETERM"),
+    "ASTDT": ("Onset", "ASTDT"),
+    "ASTDTF": ("Onset imputed", "ASTDTF"),
+    "ASTDY": ("Day", "ASTDY"),
+    "AEENDTC": ("End", "AEENDTC"),
+    "GRADE": ("Grade", "GRADE"),
+    "GRADE_SOURCE": ("Grade from", "GRADE_SOURCE"),
+    "SERIOUS": ("Serious", "SERIOUS"),
+    "RELATED": ("Related", "RELATED"),
+    "AEOUT": ("Outcome", "AEOUT"),
+    "WINDOW_LABEL": ("Window", "WINDOW_LABEL"),
+    "RECORD_CHANGE": ("In this cut", "RECORD_CHANGE"),
+    "FLAGS": ("Flags", ""),
+}
+IMPUTATION_TEXT = {"D": "day imputed", "M": "month and day imputed", "Y": "date missing: first dose"}
+
+
+# --- generic paging of a table ----------------------------------------------------------------------------------
+
+
+def _condition(values: pd.Series, spec: dict[str, Any]) -> np.ndarray:
+    """Mask of ``values`` passing one AG Grid column filter (text or number, simple or combined)."""
+    if "conditions" in spec:
+        masks = [_condition(values, part) for part in spec["conditions"]]
+        combine = np.logical_or if str(spec.get("operator", "AND")).upper() == "OR" else np.logical_and
+        return functools.reduce(combine, masks) if masks else np.ones(len(values), bool)
+    if isinstance(values.dtype, pd.CategoricalDtype):  # decide once per distinct text, then spread by code
+        decided = _condition(pd.Series(values.cat.categories, dtype=object), spec)
+        codes = values.cat.codes.to_numpy()
+        return np.where(codes >= 0, decided[np.maximum(codes, 0)], False)
+    if pd.api.types.is_datetime64_any_dtype(values) and spec.get("filterType") != "number":
+        values = values.dt.strftime("%Y-%m-%d")
+    kind = spec.get("type", "contains")
+    if kind == "blank":
+        return (values.isna() | (values.astype(str) == "")).to_numpy()
+    if kind == "notBlank":
+        return ~(values.isna() | (values.astype(str) == "")).to_numpy()
+    if spec.get("filterType") == "number":
+        number = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+        low = float(spec.get("filter")) if spec.get("filter") is not None else math.nan
+        high = float(spec.get("filterTo")) if spec.get("filterTo") is not None else math.nan
+        with np.errstate(invalid="ignore"):
+            tests = {
+                "equals": number == low,
+                "notEqual": number != low,
+                "lessThan": number < low,
+                "lessThanOrEqual": number <= low,
+                "greaterThan": number > low,
+                "greaterThanOrEqual": number >= low,
+                "inRange": (number >= low) & (number <= high),
+            }
+        return tests.get(kind, np.ones(len(values), bool))
+    text = values.astype(object).where(values.notna(), "").astype(str).str.casefold()
+    wanted = str(spec.get("filter") or "").casefold()
+    tests = {
+        "contains": lambda: text.str.contains(wanted, regex=False),
+        "notContains": lambda: ~text.str.contains(wanted, regex=False),
+        "equals": lambda: text == wanted,
+        "notEqual": lambda: text != wanted,
+        "startsWith": lambda: text.str.startswith(wanted),
+        "endsWith": lambda: text.str.endswith(wanted),
+    }
+    return tests.get(kind, tests["contains"])().to_numpy(dtype=bool)
+
+
+def filter_and_sort(column, positions: np.ndarray, filter_model: dict, sort_model: list) -> np.ndarray:
+    """``positions`` kept by ``filter_model`` and ordered by ``sort_model``; ``column(name, positions)`` gives the
+    values of a grid column at those positions (unknown columns are ignored)."""
+    for name, spec in (filter_model or {}).items():
+        values = column(name, positions)
+        if values is not None and isinstance(spec, dict):
+            positions = positions[_condition(values.reset_index(drop=True), spec)]
+    keys, ascending = [], []
+    for item in sort_model or []:
+        values = column(item.get("colId"), positions)
+        if values is not None:
+            keys.append(_sort_key(values.reset_index(drop=True)).rename(f"k{len(keys)}"))
+            ascending.append(item.get("sort") != "desc")
+    if keys:
+        order = pd.concat(keys, axis=1).sort_values(list(k.name for k in keys), ascending=ascending, kind="stable")
+        positions = positions[order.index.to_numpy()]
+    return positions
+
+
+def _sort_key(values: pd.Series) -> pd.Series:
+    """A key that sorts like the shown values: a categorical's texts in alphabetical order, as integer ranks."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        return values
+    texts = np.asarray(values.cat.categories, dtype=object).astype(str)
+    rank = np.empty(len(texts), dtype=np.int64)
+    rank[np.argsort(texts, kind="stable")] = np.arange(len(texts))
+    codes = values.cat.codes.to_numpy()
+    return pd.Series(np.where(codes >= 0, rank[np.maximum(codes, 0)], -1))
+
+
+def page_bounds(request: dict | None) -> tuple[int, int]:
+    """The first row and the row after the last asked for, at most :data:`MAX_PAGE_ROWS` apart."""
+    request = request or {}
+    start = max(int(request.get("startRow") or 0), 0)
+    end = int(request.get("endRow") or start + PAGE_SIZE)
+    return start, min(max(end, start), start + MAX_PAGE_ROWS)
+
+
+def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as JSON-ready dicts: dates as ISO text, missing values as None, numpy numbers as Python numbers."""
+    out = frame.copy()
+    for name in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[name]):
+            out[name] = out[name].dt.strftime("%Y-%m-%d")
+    out = out.astype(object).where(out.notna(), None)
+    return [
+        {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()} for row in out.to_dict("records")
+    ]
+
+
+def page_frame(frame: pd.DataFrame, request: dict | None) -> dict[str, Any]:
+    """One page of a small table (already in memory) for an infinite-model grid: filtered, sorted, counted."""
+    request = request or {}
+
+    def column(name, positions):
+        return frame[name].iloc[positions] if name in frame.columns else None
+
+    positions = filter_and_sort(
+        column, np.arange(len(frame)), request.get("filterModel") or {}, request.get("sortModel") or []
+    )
+    start, end = page_bounds(request)
+    return {"rowData": json_records(frame.iloc[positions[start:end]]), "rowCount": int(len(positions))}
+
+
+# --- the AE listing ----------------------------------------------------------------------------------------------
+
+
+def _listing_filters(state: ViewState) -> tuple:
+    return (
+        state.cohort,
+        state.min_grade,
+        state.serious,
+        state.related,
+        state.window,
+        state.soc,
+        state.pt,
+        state.basket,
+    )
+
+
+@functools.lru_cache(maxsize=RESULT_CACHE_SIZE)
+def listing_positions(key: CutKey, cohort, min_grade, serious, related, window, soc, pt, basket) -> np.ndarray:
+    """Rows of the cut's events the listing shows, by subject and onset: every record of the cut, narrowed by the
+    filters (``window``: treatment-emergent within the risk window only)."""
+    frames = key.frames
+    events = frames.events
+    mask = np.ones(len(events), dtype=bool)
+    if cohort:
+        mask &= text_equals(frames, GROUP_COLUMN, cohort)
+    if min_grade is not None:
+        mask &= events["GRADE"].to_numpy(dtype="float64", na_value=np.nan) >= min_grade
+    if serious:
+        mask &= events["SERIOUS"].to_numpy()
+    if related:
+        mask &= events["RELATED"].to_numpy()
+    if window:
+        mask &= events["TRTEMFL"].to_numpy()
+    if soc:
+        mask &= text_equals(frames, "SOC", soc)
+    if pt:
+        mask &= text_equals(frames, "PT", pt)
+    if basket:
+        terms = key.context.basket_map.get(basket)
+        if terms is None:
+            raise ValueError(f"Basket {basket!r} is not configured; choose one of {', '.join(key.context.basket_map)}.")
+        mask &= basket_mask(frames, terms)
+    return np.flatnonzero(mask)  # derived_events comes ordered by subject, onset date and record
+
+
+def _listing_column(frames, name: str, positions: np.ndarray) -> pd.Series | None:
+    """The values of grid column ``name`` at ``positions``: text columns as categoricals built from the cut's codes
+    (so a filter looks at each distinct text once), dates as dates, flags as Y/N."""
+    if name not in LISTING_COLUMNS or name == "FLAGS":
+        return None
+    source = LISTING_COLUMNS[name][1]
+    if source in frames.text:
+        codes, texts = frames.text[source]
+        return pd.Series(pd.Categorical.from_codes(codes[positions], categories=pd.Index(texts, dtype=object)))
+    values = frames.events[source].iloc[positions]
+    if name in ("SERIOUS", "RELATED"):
+        return pd.Series(pd.Categorical.from_codes(values.to_numpy().astype(np.int8), categories=["N", "Y"]))
+    return values
+
+
+@functools.lru_cache(maxsize=RESULT_CACHE_SIZE)
+def _grid_positions(key: CutKey, filters: tuple, filter_json: str, sort_json: str) -> np.ndarray:
+    frames = key.frames
+    return filter_and_sort(
+        lambda name, positions: _listing_column(frames, name, positions),
+        listing_positions(key, *filters),
+        json.loads(filter_json),
+        json.loads(sort_json),
+    )
+
+
+def flags_of(row: pd.Series) -> str:
+    """The data-quality and review flags of one listed record, as a short text."""
+    flags = []
+    if row["WINDOW_LABEL"] != "treatment-emergent":
+        flags.append(f"outside window ({row['WINDOW_LABEL']})")
+    if row["ASTDTF"]:
+        flags.append(IMPUTATION_TEXT.get(row["ASTDTF"], f"imputed ({row['ASTDTF']})"))
+    if row["GRADE_SOURCE"] == "severity":
+        flags.append("grade from severity")
+    elif row["GRADE_SOURCE"] == "unknown":
+        flags.append("grade unknown")
+    if row["UNCODED"]:
+        flags.append("uncoded")
+    if row["AFTER_CUTOFF"]:
+        flags.append("after cutoff")
+    if row["RECORD_CHANGE"] in ("new", "changed"):
+        flags.append(f"{row['RECORD_CHANGE']} in this cut")
+    return " · ".join(flags)
+
+
+FLAG_COLUMNS = ["WINDOW_LABEL", "ASTDTF", "GRADE_SOURCE", "UNCODED", "AFTER_CUTOFF", "RECORD_CHANGE"]
+
+
+def flags_column(rows: pd.DataFrame) -> np.ndarray:
+    """:func:`flags_of` for every row; the flags take few distinct combinations, so each is written once."""
+    if rows.empty:
+        return np.array([], dtype=object)
+    codes = rows.groupby(FLAG_COLUMNS, sort=False, dropna=False, observed=True).ngroup().to_numpy()
+    first = pd.Series(np.arange(len(rows))).groupby(codes).first()
+    texts = np.empty(len(first), dtype=object)
+    texts[first.index.to_numpy()] = [flags_of(rows.iloc[i]) for i in first.to_numpy()]
+    return texts[codes]
+
+
+def listing_rows(events: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
+    """The listing columns of the records at ``positions``."""
+    rows = events.iloc[positions]
+    out = pd.DataFrame({field: rows[source] for field, (_, source) in LISTING_COLUMNS.items() if source})
+    out["SERIOUS"] = np.where(rows["SERIOUS"], "Y", "N")
+    out["RELATED"] = np.where(rows["RELATED"], "Y", "N")
+    out["FLAGS"] = flags_column(rows)
+    out["AE_ID"] = rows["AE_ID"].to_numpy()
+    return out
+
+
+def listing_page(key: CutKey, state: ViewState, request: dict | None) -> dict[str, Any]:
+    """One page of the listing for an infinite-model grid: at most :data:`MAX_PAGE_ROWS` rows and the count."""
+    request = request or {}
+    filter_json = json.dumps(request.get("filterModel") or {}, sort_keys=True)
+    sort_json = json.dumps(request.get("sortModel") or [], sort_keys=True)
+    positions = _grid_positions(key, _listing_filters(state), filter_json, sort_json)
+    start, end = page_bounds(request)
+    rows = listing_rows(key.frames.events, positions[start:end])
+    return {"rowData": json_records(rows), "rowCount": int(len(positions))}
+
+
+def listing_count(key: CutKey, state: ViewState) -> int:
+    """How many records the listing shows with the view's filters (before grid column filters)."""
+    return int(len(listing_positions(key, *_listing_filters(state))))
+
+
+def listing_csv(key: CutKey, state: ViewState, filter_model: dict | None = None, sort_model: list | None = None) -> str:
+    """The whole filtered listing as CSV text, with the grid's column filters and sort, headers as shown."""
+    positions = _grid_positions(
+        key,
+        _listing_filters(state),
+        json.dumps(filter_model or {}, sort_keys=True),
+        json.dumps(sort_model or [], sort_keys=True),
+    )
+    rows = listing_rows(key.frames.events, positions).drop(columns="AE_ID")
+    rows = rows.rename(columns={field: header for field, (header, _) in LISTING_COLUMNS.items()})
+    return rows.to_csv(index=False, date_format="%Y-%m-%d")
+
+
+def subject_events(key: CutKey, usubjid: str) -> pd.DataFrame:
+    """Every record of one subject in the cut, in listing columns, by onset."""
+    positions = np.flatnonzero(text_equals(key.frames, "USUBJID", usubjid))
+    return listing_rows(key.frames.events, positions)
+
+
+def clear_listing_caches() -> None:
+    """Forget the cached listing positions."""
+    listing_positions.cache_clear()
+    _grid_positions.cache_clear()
