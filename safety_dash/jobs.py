@@ -10,12 +10,12 @@ import datetime as dt
 import logging
 import os
 import shutil
-import socket
 import time
 from pathlib import Path
 
 from safety_dash.config import Settings
 from safety_dash.ingest.pipeline import EXIT_FILE_PROBLEM, RunResult, ingest_extract
+from safety_dash.processes import current_host, is_dead_here
 
 log = logging.getLogger(__name__)
 MAX_EXTRACTS_PER_RUN = 10
@@ -61,7 +61,7 @@ def find_ready_extracts(settings: Settings) -> list[Path]:
 
 def claim_extract(settings: Settings, folder: Path) -> Path | None:
     """Rename ``folder`` into the processing area under this process's name; None if it is gone."""
-    target = settings.inbox / ".processing" / f"{socket.gethostname()}@{os.getpid()}@{folder.name}"
+    target = settings.inbox / ".processing" / f"{current_host()}@{os.getpid()}@{folder.name}"
     try:
         folder.rename(target)
     except (FileNotFoundError, OSError):
@@ -71,21 +71,10 @@ def claim_extract(settings: Settings, folder: Path) -> Path | None:
 
 def recover_abandoned_claims(settings: Settings) -> None:
     """Put back into the inbox the extracts a process of this host claimed and then died holding."""
-    host = socket.gethostname()
     for claimed in (settings.inbox / ".processing").iterdir():
         claim_host, pid, name = claimed.name.split("@", 2)
-        if claim_host == host and not _alive(int(pid)):
+        if is_dead_here(claim_host, int(pid)):
             _move(claimed, settings.inbox, name)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _move(source: Path, folder: Path, name: str) -> Path:

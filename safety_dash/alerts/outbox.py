@@ -37,7 +37,6 @@ import json
 import logging
 import os
 import smtplib
-import socket
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from sqlalchemy.exc import IntegrityError
 from safety_dash.alerts.models import Alert, OutboxMessage
 from safety_dash.config import Settings
 from safety_dash.db.models import utcnow
+from safety_dash.processes import current_host, is_dead_here
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def deliver_outbox(
 
     now = _aware(now or utcnow())
     smtp_send = smtp_send or send_over_smtp
-    worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    worker = f"{current_host()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     report = DeliveryReport()
     report.recovered = recover_interrupted_sends(engine, now)
     report.digests = compose_digests(engine, now)
@@ -272,7 +272,6 @@ def recover_interrupted_sends(engine: Engine, now: dt.datetime) -> list[int]:
 
     Gone: a process of this host that no longer runs, or any claim older than :data:`SENDING_TIMEOUT`.
     """
-    host = socket.gethostname()
     recovered = []
     with engine.begin() as connection:
         rows = connection.execute(
@@ -283,7 +282,7 @@ def recover_interrupted_sends(engine: Engine, now: dt.datetime) -> list[int]:
         for row in rows:
             claim_host, _, rest = (row.claimed_by or "").partition(":")
             pid = rest.split(":", 1)[0]
-            dead_here = claim_host == host and pid.isdigit() and not _process_alive(int(pid))
+            dead_here = pid.isdigit() and is_dead_here(claim_host, int(pid))
             stale = row.claimed_at is None or _aware(row.claimed_at) < now - SENDING_TIMEOUT
             if not (dead_here or stale):
                 continue
@@ -373,16 +372,6 @@ def send_over_smtp(settings: Settings, message: EmailMessage, recipients: list[s
         if settings.smtp_user:
             smtp.login(settings.smtp_user, settings.smtp_password)
         return smtp.send_message(message, from_addr=settings.smtp_from, to_addrs=recipients)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from safety_dash.ingest.load import COUNT_NAMES, load_extract
 from safety_dash.ingest.readers import FileProblem, SourceFile, find_domain_files, read_domain_file
 from safety_dash.ingest.sdtm import empty_exposure, map_adam
 from safety_dash.ingest.validate import validate_extract
+from safety_dash.processes import current_host, is_dead_here
 
 CUTOFF_FILE = "cutoff.txt"
 EXIT_OK, EXIT_ERROR, EXIT_FILE_PROBLEM = 0, 1, 2
@@ -49,7 +49,7 @@ class RunResult:
 
 def current_worker() -> str:
     """``host:pid`` of this process, written on the runs it starts."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{current_host()}:{os.getpid()}"
 
 
 def ingest_extract(
@@ -195,26 +195,15 @@ def lock_study(connection: Connection, study_id: str) -> None:
 
 def mark_interrupted_runs(connection: Connection) -> None:
     """Mark runs left 'running' by a process of this host that no longer exists as failed."""
-    host = socket.gethostname()
+    host = current_host()
     rows = connection.execute(
         select(IngestionRun.id, IngestionRun.worker).where(
             IngestionRun.status == "running", IngestionRun.worker.like(f"{host}:%")
         )
     ).fetchall()
     for run_id, worker in rows:
-        pid = int(worker.rsplit(":", 1)[1])
-        if not _process_alive(pid):
+        if is_dead_here(host, int(worker.rsplit(":", 1)[1])):
             _finish_run(connection, run_id, "failed", f"interrupted: process {worker} ended before the run finished")
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _finish_run(connection: Connection, run_id: int, status: str, message: str) -> None:
