@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ class RunResult:
     domains: dict[str, dict[str, int]] = field(default_factory=dict)
     exit_code: int = EXIT_OK
     quarantine: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # per phase: read, validate, load, derive and commit
 
     def to_json(self) -> dict[str, Any]:
         """The run summary in the documented JSON shape; a failed run loaded nothing, so it reports zeros."""
@@ -81,6 +83,7 @@ def ingest_extract(
 
 
 def _run(engine, run_id: int, folder: Path, study_id: str | None, cutoff: dt.date | None) -> RunResult:
+    clock = _PhaseClock()
     sources = read_extract(folder)
     checksums = {s.path.name: s.sha256 for s in sources.values()}
     study_id = determine_study(sources, study_id)
@@ -92,12 +95,15 @@ def _run(engine, run_id: int, folder: Path, study_id: str | None, cutoff: dt.dat
             .where(IngestionRun.id == run_id)
             .values(study_id=study_id, cutoff=cutoff, checksums=checksums)
         )
+    clock.lap("read")
     extract = validate_extract(sources, study_id, tuple(study.ae_key_columns.split(",")))
+    clock.lap("validate")
     with engine.begin() as connection:
         lock_study(connection, study_id)
         loaded = load_extract(connection, run_id, study_id, extract)
         counts = loaded.counts
         del sources  # the cut's records live on in loaded.frames; free the rest before deriving
+        clock.lap("load")
         from safety_dash import analysis  # the analysis floor sits above ingestion
 
         analysis.derive_cut(connection, run_id, loaded.frames)
@@ -107,8 +113,24 @@ def _run(engine, run_id: int, folder: Path, study_id: str | None, cutoff: dt.dat
             update(IngestionRun).where(IngestionRun.id == run_id).values(counts=counts, derived_at=utcnow())
         )
         _finish_run(connection, run_id, "succeeded", message)
+    clock.lap("derive and commit")
     quarantine = extract.quarantine.drop(columns=["raw"]).to_dict("records")
-    return RunResult(run_id, "succeeded", message, study_id, cutoff, counts, quarantine=quarantine)
+    result = RunResult(run_id, "succeeded", message, study_id, cutoff, counts, quarantine=quarantine)
+    result.seconds = clock.laps
+    return result
+
+
+class _PhaseClock:
+    """Seconds spent in each phase of a run (the benchmark prints them; logs may too)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.laps[phase] = now - self._last
+        self._last = now
 
 
 def read_extract(folder: Path) -> dict[str, SourceFile]:
