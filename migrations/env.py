@@ -3,8 +3,8 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from safety_dash.db.models import Base
 import safety_dash.alerts.models  # noqa: F401  (registers the alert tables on Base.metadata)
+from safety_dash.db.models import Base
 
 target_metadata = Base.metadata
 
