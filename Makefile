@@ -38,6 +38,7 @@ run: demo
 	$(PY) -m safety_dash serve --host $(HOST) --port $(PORT)
 
 test: setup
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
 
 lint: setup

@@ -389,7 +389,7 @@ _ALERT_TABLE_SEEN: dict[Engine, float] = {}  # engine -> when the alerts table w
 ALERT_TABLE_RECHECK_SECONDS = 60.0
 
 
-def _has_alert_table(engine: Engine) -> bool:
+def has_alert_table(engine: Engine) -> bool:
     """Whether the alerts table exists; a missing table is looked for again at most once a minute."""
     missing_since = _ALERT_TABLE_SEEN.get(engine)
     if missing_since is not None and time.monotonic() - missing_since < ALERT_TABLE_RECHECK_SECONDS:
@@ -404,7 +404,7 @@ def _has_alert_table(engine: Engine) -> bool:
 def load_open_alert_count(engine: Engine, study_id: str) -> tuple[int, str]:
     """Unresolved alerts of ``study_id`` and a note: (0, 'alerts not configured') while the alerts tables do not
     exist."""
-    if not _has_alert_table(engine):
+    if not has_alert_table(engine):
         return 0, "alerts not configured"
     counts = run_query(engine, "web_open_alerts", study_id=study_id)
     by_status = dict(zip(counts["status"], counts["n"], strict=True))

@@ -92,3 +92,19 @@ DATA_SELECTED_RUN = "data-selected-run"
 def nav_link(page_path: str) -> dict[str, str]:
     """The id of the navigation link to the page at ``page_path``."""
     return {"type": NAV_LINK, "page": page_path}
+
+
+# Alerts.
+ALERTS_ALERT = "alerts-alert"
+ALERTS_STATUS = "alerts-status"
+ALERTS_GRID = "alerts-grid"
+ALERTS_COUNT = "alerts-count"
+ALERTS_SELECTED = "alerts-selected"
+ALERTS_REFRESH = "alerts-refresh"
+ALERTS_DETAIL_TITLE = "alerts-detail-title"
+ALERTS_DETAIL = "alerts-detail"
+ALERTS_ACK_FORM = "alerts-ack-form"
+ALERTS_ACK_NOTE = "alerts-ack-note"
+ALERTS_COMMENT = "alerts-comment"
+ALERTS_ACK_BUTTON = "alerts-ack-button"
+ALERTS_ACK_MESSAGE = "alerts-ack-message"

@@ -21,6 +21,7 @@ PAGE_MODULES = (
     "safety_dash.web.pages.subject",
     "safety_dash.web.pages.listings",
     "safety_dash.web.pages.data",
+    "safety_dash.web.pages.alerts",
 )
 
 

@@ -88,7 +88,7 @@ def build_cards(overview: Overview, state: ViewState, alerts: tuple[int, str]) -
                    href=link("/listings", min_grade=5)),
         build_card("Immune-related", f"{counts['immune']:,}", f"{format_pct(counts['immune'], n)} · irAE baskets",
                    href=link("/rates", basket=ANY_IMMUNE_BASKET, pt=None)),
-        build_card("Open alerts", f"{alerts[0]:,}", alerts[1], muted),
+        build_card("Open alerts", f"{alerts[0]:,}", alerts[1], muted, href=None if muted else link("/alerts")),
     ]  # fmt: skip
 
 

@@ -1,0 +1,306 @@
+"""The Alerts page: the demo study's alerts listed by status, one alert's evidence, acknowledging as a monitor,
+refusals for a committee member and an empty comment (over HTTP), and a monitor's path in headless Chromium."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.support.ui import WebDriverWait
+
+from safety_dash.alerts.evaluate import evaluate_alerts_for_cut
+from safety_dash.alerts.review import list_alerts
+from safety_dash.analysis import load_baskets
+from safety_dash.config import load_settings
+from safety_dash.db.engine import get_engine, upgrade_database
+from safety_dash.ingest.demo import write_demo_study
+from safety_dash.ingest.pipeline import ingest_extract
+from safety_dash.web import ids
+from safety_dash.web.auth import create_user
+from safety_dash.web.dashcall import call_callback
+from safety_dash.web.state import ViewState, state_href, state_to_search
+from tests.web.conftest import DEMO_SUBJECTS, PASSWORD, USERNAME, sign_in_client
+
+DEMO_RULES = Path(__file__).resolve().parents[2] / "safety_dash" / "alerts" / "demo_rules.yaml"
+COMMITTEE = "committee1"
+COMMENT = "Reviewed with the medical monitor; SAE form received."
+
+
+@dataclasses.dataclass(frozen=True)
+class AlertsDatabase:
+    path: Path
+    study_id: str
+    run_ids: tuple[int, ...]
+
+
+@pytest.fixture(scope="module")
+def alerts_template(tmp_path_factory) -> AlertsDatabase:
+    """The demo study's three cuts, each evaluated with the demo rules (as after every ingestion), a monitor and a
+    committee member: built once, copied for each test (tests acknowledge alerts)."""
+    root = tmp_path_factory.mktemp("alerts-web")
+    write_demo_study(root / "demo", n_subjects=DEMO_SUBJECTS, seed=1706)
+    rules_dir = root / "rules"
+    rules_dir.mkdir()
+    shutil.copy(DEMO_RULES, rules_dir / "QL1706-DEMO.yaml")
+    path = root / "alerts.db"
+    url = f"sqlite:///{path}"
+    upgrade_database(url)
+    engine = get_engine(url)
+    baskets = load_baskets(load_settings().baskets_file)
+    run_ids = []
+    for cut in ("cut1", "cut2", "cut3"):
+        result = ingest_extract(url, root / "demo" / cut)
+        assert result.status == "succeeded", result.message
+        with engine.begin() as connection:
+            evaluate_alerts_for_cut(connection, result.run_id, rules_dir, baskets)
+        run_ids.append(result.run_id)
+    create_user(engine, USERNAME, PASSWORD, "monitor")
+    create_user(engine, COMMITTEE, PASSWORD, "committee")
+    engine.dispose()
+    return AlertsDatabase(path, result.study_id, tuple(run_ids))
+
+
+@pytest.fixture
+def alerts_db(alerts_template, tmp_path) -> AlertsDatabase:
+    """A copy of the template database for one test."""
+    path = tmp_path / "alerts.db"
+    shutil.copy(alerts_template.path, path)
+    return dataclasses.replace(alerts_template, path=path)
+
+
+@pytest.fixture
+def alerts_app(alerts_db):
+    from safety_dash.web.app import create_app
+
+    settings = dataclasses.replace(
+        load_settings(), database_url=f"sqlite:///{alerts_db.path}", secret_key="test-secret-key", session_minutes=30.0
+    )
+    return create_app(settings)
+
+
+def _alerts(alerts_db, status=None):
+    with get_engine(f"sqlite:///{alerts_db.path}").connect() as connection:
+        return list_alerts(connection, alerts_db.study_id, status)
+
+
+def _search(alerts_db) -> str:
+    return state_to_search(ViewState(study=alerts_db.study_id, cut=alerts_db.run_ids[-1]))
+
+
+def _text(component) -> str:
+    return json.dumps(component)
+
+
+def _caller(app, username):
+    client = app.server.test_client()
+    assert sign_in_client(client, username, PASSWORD).status_code == 302
+
+    def call(output, inputs, state=None, changed=None):
+        answer = call_callback(client, app, output, inputs, state, changed)
+        assert answer.status == 200, (output, answer)
+        return answer.outputs
+
+    return call
+
+
+@pytest.fixture
+def monitor_call(alerts_app):
+    return _caller(alerts_app, USERNAME)
+
+
+@pytest.fixture
+def committee_call(alerts_app):
+    return _caller(alerts_app, COMMITTEE)
+
+
+def _list(call, alerts_db, status):
+    out = call(f"{ids.ALERTS_GRID}.rowData", {"url.search": _search(alerts_db), f"{ids.ALERTS_STATUS}.value": status,
+                                              f"{ids.ALERTS_REFRESH}.data": 0})  # fmt: skip
+    return out
+
+
+def _detail(call, alerts_db, alert_id):
+    inputs = {
+        f"{ids.ALERTS_SELECTED}.data": alert_id,
+        f"{ids.ALERTS_REFRESH}.data": 0,
+        "url.search": _search(alerts_db),
+    }
+    return call(f"{ids.ALERTS_DETAIL}.children", inputs)
+
+
+def _acknowledge(call, alert_id, comment):
+    return call(
+        f"{ids.ALERTS_ACK_MESSAGE}.children",
+        {f"{ids.ALERTS_ACK_BUTTON}.n_clicks": 1},
+        {f"{ids.ALERTS_SELECTED}.data": alert_id, f"{ids.ALERTS_COMMENT}.value": comment,
+         f"{ids.ALERTS_REFRESH}.data": 0},
+    )  # fmt: skip
+
+
+# --- over HTTP -----------------------------------------------------------------------------------------------
+
+
+def test_the_grid_lists_the_open_alerts_of_the_study(monitor_call, alerts_db):
+    expected = _alerts(alerts_db, "open")
+    assert len(expected) > 10  # the demo rules fire on every cut
+    out = _list(monitor_call, alerts_db, "open")
+    rows = out[ids.ALERTS_GRID]["rowData"]
+    assert [row["alert_id"] for row in rows] == expected["alert_id"].tolist()
+    assert {row["status"] for row in rows} == {"open"}
+    assert out[ids.ALERTS_ALERT]["children"] is None
+    assert out[ids.ALERTS_COUNT]["children"].startswith(f"{len(expected)} open alerts of {alerts_db.study_id}")
+    # the cut each fired on, marked when it is the cut of the filter bar
+    first = expected.iloc[0]
+    assert rows[0]["cut_text"] == f"{first['run_id']} · {first['cutoff']}"
+    assert {row["run_id"] for row in rows if row["in_view_cut"]} == {alerts_db.run_ids[-1]}
+    everything = _list(monitor_call, alerts_db, "all")[ids.ALERTS_GRID]["rowData"]
+    assert len(everything) == len(_alerts(alerts_db))
+    assert _list(monitor_call, alerts_db, "acknowledged")[ids.ALERTS_GRID]["rowData"] == []
+
+
+def test_the_detail_shows_numbers_subjects_records_and_the_view_link(monitor_call, alerts_db):
+    alerts = _alerts(alerts_db, "open")
+    alert = alerts.loc[alerts["rule_id"] == "irae-g3-incidence"].iloc[0]
+    out = _detail(monitor_call, alerts_db, int(alert["alert_id"]))
+    detail = _text(out[ids.ALERTS_DETAIL]["children"])
+    assert alert["summary"] in detail
+    assert "Crude incidence (%)" in detail and "Subjects with the event" in detail
+    for usubjid in alert["evidence"]["subjects"]:
+        subject_href = state_href("/subject", ViewState(study=alerts_db.study_id, cut=int(alert["run_id"]),
+                                                        subject=usubjid))  # fmt: skip
+        assert json.dumps(subject_href) in detail
+    assert json.dumps(alert["view_path"]) in detail
+    assert f"Records ({len(alert['evidence']['records'])})" in detail
+    assert out[ids.ALERTS_ACK_FORM]["hidden"] is False  # a monitor may acknowledge an open alert
+    assert out[ids.ALERTS_DETAIL_TITLE]["children"].startswith(f"Alert {alert['alert_id']}: ")
+
+
+def test_a_monitor_acknowledges_with_a_comment(monitor_call, alerts_db):
+    before = _alerts(alerts_db, "open")
+    alert_id = int(before["alert_id"].iloc[0])
+    out = _acknowledge(monitor_call, alert_id, COMMENT)
+    assert f"Alert {alert_id} acknowledged by {USERNAME}" in _text(out[ids.ALERTS_ACK_MESSAGE]["children"])
+    assert out[ids.ALERTS_REFRESH]["data"] == 1 and out[ids.ALERTS_COMMENT]["value"] == ""
+    after = _alerts(alerts_db)
+    row = after.loc[after["alert_id"] == alert_id].iloc[0]
+    assert row["status"] in ("acknowledged", "resolved")
+    assert (row["acknowledged_by"], row["acknowledged_role"], row["ack_comment"]) == (USERNAME, "monitor", COMMENT)
+    assert row["acknowledged_at"] is not None and not str(row["acknowledged_at"]) == "NaT"
+    assert len(_alerts(alerts_db, "open")) == len(before) - 1
+    # the list and the detail show it: who, when, comment; no form any more
+    rows = _list(monitor_call, alerts_db, "all")[ids.ALERTS_GRID]["rowData"]
+    listed = next(r for r in rows if r["alert_id"] == alert_id)
+    assert listed["acknowledged_by"] == USERNAME and listed["acknowledged"]
+    detail = _detail(monitor_call, alerts_db, alert_id)
+    assert f"Acknowledged by {USERNAME} (monitor)" in _text(detail[ids.ALERTS_DETAIL]["children"])
+    assert COMMENT in _text(detail[ids.ALERTS_DETAIL]["children"])
+    assert detail[ids.ALERTS_ACK_FORM]["hidden"] is True
+    # twice is refused with a sentence
+    again = _text(_acknowledge(monitor_call, alert_id, "again")[ids.ALERTS_ACK_MESSAGE]["children"])
+    assert "not open" in again and f"acknowledged by {USERNAME}" in again
+
+
+def test_a_committee_member_reads_but_cannot_acknowledge(committee_call, alerts_db):
+    before = _alerts(alerts_db)
+    alert_id = int(_alerts(alerts_db, "open")["alert_id"].iloc[0])
+    detail = _detail(committee_call, alerts_db, alert_id)
+    assert detail[ids.ALERTS_ACK_FORM]["hidden"] is True
+    assert "committee members can read alerts but not acknowledge them" in _text(detail[ids.ALERTS_ACK_NOTE])
+    assert _list(committee_call, alerts_db, "open")[ids.ALERTS_GRID]["rowData"]  # reading is allowed
+    # the browser is not trusted: the callback itself refuses
+    out = _acknowledge(committee_call, alert_id, COMMENT)
+    message = _text(out[ids.ALERTS_ACK_MESSAGE]["children"])
+    assert f"{COMMITTEE} is a committee member: committee members can read alerts but not acknowledge them" in message
+    assert "Not allowed" in message and "alert-error" in message
+    assert ids.ALERTS_REFRESH not in out
+    after = _alerts(alerts_db)
+    assert after["status"].tolist() == before["status"].tolist()
+    assert after["acknowledged_by"].isna().all()
+
+
+def test_an_empty_comment_is_refused(monitor_call, alerts_db):
+    alert_id = int(_alerts(alerts_db, "open")["alert_id"].iloc[0])
+    for comment in ("", "   ", None):
+        out = _acknowledge(monitor_call, alert_id, comment)
+        assert "the comment is empty" in _text(out[ids.ALERTS_ACK_MESSAGE]["children"])
+        assert ids.ALERTS_REFRESH not in out
+    assert _alerts(alerts_db)["acknowledged_by"].isna().all()
+
+
+def test_an_unknown_alert_shows_no_detail_and_cannot_be_acknowledged(monitor_call, alerts_db):
+    out = _detail(monitor_call, alerts_db, 99999)
+    assert out[ids.ALERTS_DETAIL]["children"] is None and out[ids.ALERTS_ACK_FORM]["hidden"] is True
+    message = _text(_acknowledge(monitor_call, 99999, COMMENT)[ids.ALERTS_ACK_MESSAGE]["children"])
+    assert "alert 99999 does not exist" in message
+
+
+def test_a_missing_cut_shows_an_alert_not_a_blank_page(monitor_call, alerts_db):
+    out = monitor_call(f"{ids.ALERTS_GRID}.rowData", {"url.search": "?cut=999", f"{ids.ALERTS_STATUS}.value": "open",
+                                                      f"{ids.ALERTS_REFRESH}.data": 0})  # fmt: skip
+    assert "does not exist" in _text(out[ids.ALERTS_ALERT]["children"])
+
+
+def test_signed_out_get_alerts_goes_to_the_sign_in_form(alerts_app):
+    response = alerts_app.server.test_client().get("/alerts")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login?next=")
+
+
+def test_the_overview_card_links_to_the_alerts_page(monitor_call, alerts_db):
+    out = monitor_call(f"{ids.OVERVIEW_CARDS}.children", {"url.search": _search(alerts_db)})
+    card = next(c for c in out[ids.OVERVIEW_CARDS]["children"] if "Open alerts" in _text(c))
+    assert card["props"]["href"].startswith("/alerts?")
+    assert f'"{len(_alerts(alerts_db, "open"))}"' in _text(card)
+
+
+# --- in the browser --------------------------------------------------------------------------------------------
+
+
+def _wait(dash_duo, condition, timeout=20, message=""):
+    wait = WebDriverWait(dash_duo.driver, timeout, ignored_exceptions=(StaleElementReferenceException,))
+    return wait.until(lambda _driver: condition(), message)
+
+
+def _row_ids(dash_duo) -> set[str]:
+    rows = dash_duo.find_elements(f"#{ids.ALERTS_GRID} .ag-center-cols-container .ag-row")
+    return {row.get_attribute("row-id") for row in rows}
+
+
+@pytest.mark.browser
+def test_a_monitor_acknowledges_an_alert_in_the_browser(dash_duo, alerts_app, alerts_db):
+    open_alerts = _alerts(alerts_db, "open")
+    alert = open_alerts.loc[open_alerts["condition_active"]].iloc[0]
+    alert_id = str(int(alert["alert_id"]))
+    dash_duo.start_server(alerts_app, navigate=False)
+    base = dash_duo.server.url.rstrip("/")
+    dash_duo.driver.get(base + "/alerts")
+    _wait(dash_duo, lambda: "/login" in dash_duo.driver.current_url, message="not sent to the sign-in form")
+    dash_duo.find_element("#username").send_keys(USERNAME)
+    dash_duo.find_element("#password").send_keys(PASSWORD)
+    dash_duo.find_element("#sign-in").click()
+    dash_duo.wait_for_element(f"#{ids.ALERTS_GRID} .ag-row", timeout=30)
+    assert dash_duo.driver.current_url.split("?")[0].endswith("/alerts")
+    _wait(dash_duo, lambda: alert_id in _row_ids(dash_duo), message="the alert is not listed")
+
+    dash_duo.find_element(f"#{ids.ALERTS_GRID} .ag-row[row-id='{alert_id}'] .ag-cell[col-id='rule']").click()
+    dash_duo.wait_for_contains_text(f"#{ids.ALERTS_DETAIL_TITLE}", f"Alert {alert_id}:", timeout=20)
+    dash_duo.wait_for_contains_text(f"#{ids.ALERTS_DETAIL}", alert["summary"][:60], timeout=20)
+    dash_duo.wait_for_contains_text(f"#{ids.ALERTS_DETAIL}", "Records", timeout=20)
+    subject_link = dash_duo.find_element(f"#{ids.ALERTS_DETAIL} .subject-links a")
+    assert "/subject?" in subject_link.get_attribute("href")
+
+    dash_duo.wait_for_element(f"#{ids.ALERTS_COMMENT}", timeout=10).send_keys(COMMENT)
+    dash_duo.find_element(f"#{ids.ALERTS_ACK_BUTTON}").click()
+    dash_duo.wait_for_contains_text(f"#{ids.ALERTS_ACK_MESSAGE}", f"acknowledged by {USERNAME}", timeout=20)
+    dash_duo.wait_for_contains_text(f"#{ids.ALERTS_DETAIL}", f"Acknowledged by {USERNAME} (monitor)", timeout=20)
+    _wait(dash_duo, lambda: alert_id not in _row_ids(dash_duo), message="still listed as open")
+
+    dash_duo.find_element(f"#{ids.ALERTS_STATUS} input[value='all']").find_element("xpath", "./ancestor::label").click()
+    _wait(dash_duo, lambda: alert_id in _row_ids(dash_duo), message="not listed under All")
+    cell = f"#{ids.ALERTS_GRID} .ag-row[row-id='{alert_id}'] .ag-cell[col-id='acknowledged_by']"
+    dash_duo.wait_for_text_to_equal(cell, USERNAME, timeout=20)
+    assert _alerts(alerts_db, "acknowledged")["ack_comment"].tolist() == [COMMENT]
+    assert dash_duo.get_logs() == []
