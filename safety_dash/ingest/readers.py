@@ -23,6 +23,7 @@ SUFFIXES = (".xpt", ".sas7bdat", ".csv")
 SDTM_DOMAINS = ("dm", "ex", "ae")
 ADAM_DOMAINS = ("adsl", "adae")
 ROW_COLUMN = "_ROW"  # 1-based data row number in the source file (the header line of a CSV is not counted)
+FIELDS_COLUMN = "_FIELDS"  # fields per row, present only when some CSV row has fewer fields than the header
 
 
 class FileProblem(Exception):
@@ -153,10 +154,13 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, str]:
             raise FileProblem(
                 path.name, f"the file is truncated: its last line has {len(last)} of {len(frame.columns)} fields"
             )
-    short = frame.isna().any(axis=1)
-    if short.any():
-        row = int(short.to_numpy().nonzero()[0][0]) + 1
-        raise FileProblem(path.name, "the row has fewer fields than the header", row=row)
+    # pandas fills the missing fields of a short row with '' without a word: count each row's fields, so that
+    # validation can quarantine such a row instead of loading it with values that were never sent.
+    fields = [len(row) for row in csv.reader(io.StringIO(text), delimiter=delimiter) if row][1:]
+    if len(fields) != len(frame):
+        raise FileProblem(path.name, f"malformed CSV: {len(fields)} rows by the CSV rules, {len(frame)} parsed")
+    if any(n != len(frame.columns) for n in fields):
+        frame[FIELDS_COLUMN] = fields
     return frame, "utf-8"
 
 

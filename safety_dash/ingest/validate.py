@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from safety_dash.ingest.readers import ROW_COLUMN, FileProblem, SourceFile
+from safety_dash.ingest.readers import FIELDS_COLUMN, ROW_COLUMN, FileProblem, SourceFile
 from safety_dash.ingest.sdtm import DATE_COLUMNS, REQUIRED, STANDARD
 from safety_dash.metrics.dates import parse_partial_date
 
@@ -66,11 +66,12 @@ def validate_extract(
     dm_subjects: set[str] = set()
     for domain in ("dm", "ex", "ae"):
         source = sources[domain]
+        header_fields = sum(not c.startswith("_") for c in source.frame.columns)
         frame = _with_standard_columns(source.frame, domain)
         if domain == "ae":
             frame["AETOXGR"] = normalise_grades(frame["AETOXGR"])
         frame[KEY_COLUMN] = compute_record_keys(frame, key_columns[domain])
-        found = _find_problems(frame, domain, study_id, key_columns[domain], dm_subjects)
+        found = _find_problems(frame, domain, study_id, key_columns[domain], dm_subjects, header_fields)
         bad_rows = set(found["row_number"]) if len(found) else set()
         good = frame[~frame[ROW_COLUMN].isin(bad_rows)].reset_index(drop=True)
         if domain == "dm":
@@ -79,7 +80,7 @@ def validate_extract(
         quarantined_keys[domain] = set(frame.loc[frame[ROW_COLUMN].isin(bad_rows), KEY_COLUMN]) - set(good[KEY_COLUMN])
         if len(found):
             found = found.assign(domain=domain, file=source.path.name)
-            raw = frame.set_index(ROW_COLUMN).drop(columns=[KEY_COLUMN])
+            raw = frame.set_index(ROW_COLUMN).drop(columns=[KEY_COLUMN, FIELDS_COLUMN], errors="ignore")
             found["raw"] = [raw.loc[r].to_dict() for r in found["row_number"]]
             problems.append(found[QUARANTINE_COLUMNS])
     quarantine = pd.concat(problems, ignore_index=True) if problems else pd.DataFrame(columns=QUARANTINE_COLUMNS)
@@ -100,7 +101,12 @@ def _with_standard_columns(frame: pd.DataFrame, domain: str) -> pd.DataFrame:
 
 
 def _find_problems(
-    frame: pd.DataFrame, domain: str, study_id: str, key_columns: tuple[str, ...], dm_subjects: set[str]
+    frame: pd.DataFrame,
+    domain: str,
+    study_id: str,
+    key_columns: tuple[str, ...],
+    dm_subjects: set[str],
+    header_fields: int,
 ) -> pd.DataFrame:
     """One row per problem found: row_number, column, value, reason."""
     found: list[pd.DataFrame] = []
@@ -114,6 +120,22 @@ def _find_problems(
                 pd.DataFrame({"row_number": rows[ROW_COLUMN], "column": column, "value": values, "reason": reasons})
             )
 
+    if FIELDS_COLUMN in frame.columns:
+        fields = frame[FIELDS_COLUMN].astype(int)
+        short = frame.loc[fields != header_fields]
+        found.append(
+            pd.DataFrame(
+                {
+                    "row_number": short[ROW_COLUMN],
+                    "column": None,
+                    "value": "",
+                    "reason": [
+                        f"the row has {n} of {header_fields} fields: cut short, or a delimiter is missing"
+                        for n in fields[fields != header_fields]
+                    ],
+                }
+            )
+        )
     add(frame["USUBJID"] == "", "USUBJID", "no subject key: USUBJID is empty")
     if "STUDYID" in frame.columns:
         add(

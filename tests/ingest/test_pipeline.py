@@ -107,6 +107,18 @@ def test_ingest_extract_quarantines_a_bad_ae_row_with_its_reason(database_url, t
     assert row["raw"]["AESEQ"] == "7"  # the row as read is kept: nothing is lost
 
 
+def test_ingest_extract_quarantines_a_short_csv_row(database_url, tmp_path):
+    folder = write_extract(tmp_path / "cut", standard_extract())
+    text = (folder / "ae.csv").read_text()
+    (folder / "ae.csv").write_text(text + "T1,AE,T1-002,8,8,Fatigue\n")  # 6 of 15 fields
+    result = ingest_extract(database_url, folder, cutoff=CUTOFF)
+    assert result.status == "succeeded"
+    assert (result.domains["ae"]["loaded"], result.domains["ae"]["quarantined"]) == (4, 1)
+    row = quarantine_of(database_url, result.run_id).iloc[0]
+    assert (row["row_number"], row["reason"]) == (5, "the row has 6 of 15 fields: cut short, or a delimiter is missing")
+    assert row["raw"]["AETERM"] == "Fatigue"
+
+
 def test_ingest_extract_quarantines_the_later_of_two_duplicate_keys(database_url, tmp_path):
     extract = standard_extract()
     extract["ae"].append(ae_row("T1-001", 1, "Fatigue", "2021-02-02", "1"))
