@@ -80,7 +80,7 @@ def validate_extract(
         quarantined_keys[domain] = set(frame.loc[frame[ROW_COLUMN].isin(bad_rows), KEY_COLUMN]) - set(good[KEY_COLUMN])
         if len(found):
             found = found.assign(domain=domain, file=source.path.name)
-            raw = frame.set_index(ROW_COLUMN).drop(columns=[KEY_COLUMN, FIELDS_COLUMN], errors="ignore")
+            raw = source.frame.set_index(ROW_COLUMN).drop(columns=[FIELDS_COLUMN], errors="ignore")  # as read
             found["raw"] = [raw.loc[r].to_dict() for r in found["row_number"]]
             problems.append(found[QUARANTINE_COLUMNS])
     quarantine = pd.concat(problems, ignore_index=True) if problems else pd.DataFrame(columns=QUARANTINE_COLUMNS)

@@ -288,3 +288,15 @@ def test_derivations_of_a_new_cut_equal_those_recomputed_from_the_database(datab
     changes = dict(zip(again[1]["record_key"], again[1]["record_change"], strict=True))
     assert changes == {"T1-001|1": "changed", "T1-001|2": "unchanged", "T1-002|1": "unchanged",
                        "T1-002|2": "new", "T1-003|1": "unchanged"}  # fmt: skip
+
+
+def test_quarantine_keeps_the_row_exactly_as_read(database_url, tmp_path):
+    extract = standard_extract()
+    extract["ae"].append(ae_row("T1-002", 7, AETOXGR="7.0", AESTDTC="2021-13-45"))
+    result = ingest_extract(database_url, write_extract(tmp_path / "cut", extract), cutoff=CUTOFF)
+    quarantined = quarantine_of(database_url, result.run_id)
+    assert sorted(quarantined["column"]) == ["AESTDTC", "AETOXGR"]  # two problems, one row
+    assert result.domains["ae"]["quarantined"] == 1
+    raw = quarantined.iloc[0]["raw"]
+    assert (raw["AETOXGR"], raw["AESTDTC"]) == ("7.0", "2021-13-45")
+    assert "AESDTH" not in raw  # a column the file did not have is not made up
