@@ -143,10 +143,12 @@ def resolve_cut(bind, study_id: str | None = None, run_id: int | None = None) ->
             where = f"study {study_id}" if study_id else "any study"
             raise ValueError(f"no succeeded data cut of {where}; ingest an extract first")
         run_id = int(latest.iloc[0]["run_id"])
+    run = run_query(bind, "run_status", run_id=run_id)
+    if run.empty:
+        raise ValueError(f"data cut {run_id} does not exist; `python -m safety_dash ingest` prints its run ids")
+    if run.iloc[0]["status"] != "succeeded":
+        raise ValueError(f"run {run_id} is {run.iloc[0]['status']}, not a data cut; only a succeeded run is one")
     cut = load_cut_context(bind, run_id)
-    run = run_query(bind, "run", run_id=run_id).iloc[0]
-    if run["status"] != "succeeded":
-        raise ValueError(f"run {run_id} {run['status']}; only a succeeded run is a data cut")
     if study_id and cut.study_id != study_id:
         raise ValueError(f"data cut {run_id} belongs to study {cut.study_id}, not {study_id}")
     return cut

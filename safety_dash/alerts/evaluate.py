@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -33,7 +32,7 @@ from safety_dash.alerts.conditions import CutInfo, Finding, evaluate_rule
 from safety_dash.alerts.models import Alert, AlertEvaluation
 from safety_dash.alerts.outbox import enqueue_alert
 from safety_dash.alerts.rules import RuleSet, load_rule_file, rule_file_path
-from safety_dash.analysis import load_derived_frames
+from safety_dash.analysis import load_derived_frames, resolve_cut
 from safety_dash.db.models import utcnow
 from safety_dash.db.queries import run_query
 
@@ -85,13 +84,8 @@ def evaluate_alerts_for_cut(
 
 def load_cut_info(connection: Connection, run_id: int) -> CutInfo:
     """The study and cutoff of a succeeded cut; fails with a sentence for any other run."""
-    run = run_query(connection, "alerts_run_status", run_id=run_id)
-    if run.empty:
-        raise ValueError(f"data cut {run_id} does not exist; `python -m safety_dash ingest` prints its run ids")
-    row = run.iloc[0]
-    if row["status"] != "succeeded":
-        raise ValueError(f"run {run_id} is {row['status']}, not a data cut; alerts run on succeeded runs only")
-    return CutInfo(int(run_id), str(row["study_id"]), pd.Timestamp(row["cutoff"]).date())
+    cut = resolve_cut(connection, run_id=run_id)
+    return CutInfo(cut.run_id, cut.study_id, cut.cutoff)
 
 
 def evaluate_ruleset(
