@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import io
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,13 +83,14 @@ def read_domain_file(domain: str, path: Path) -> SourceFile:
     if path.stat().st_size == 0:
         raise FileProblem(path.name, "the file is empty (0 bytes)")
     suffix = path.suffix.lower()
+    padded = True  # strip every text value unless the file shows it has nothing to strip
     if suffix == ".csv":
-        frame, encoding = _read_csv(path)
+        frame, encoding, padded = _read_csv(path)
     elif suffix == ".xpt":
         frame, encoding = _read_xpt(path)
     else:
         frame, encoding = _read_sas7bdat(path)
-    frame = _normalise(frame, path.name)
+    frame = _normalise(frame, path.name, strip=padded)
     frame.insert(0, ROW_COLUMN, range(1, len(frame) + 1))
     return SourceFile(domain, path, frame, compute_sha256(path), encoding)
 
@@ -126,7 +128,13 @@ def _read_sas7bdat(path: Path) -> tuple[pd.DataFrame, str]:
     return frame, meta.file_encoding or "utf-8"
 
 
-def _read_csv(path: Path) -> tuple[pd.DataFrame, str]:
+# Whitespace (any that str.strip removes, but line breaks) beside a delimiter, a quote or a line end: where a CSV
+# value could carry padding.
+_PADDING = re.compile(r'(?m)[^\S\r\n](?=[,;"\r]|$)|(?:^|(?<=[,;"]))[^\S\r\n]')
+
+
+def _read_csv(path: Path) -> tuple[pd.DataFrame, str, bool]:
+    """The CSV as text, its encoding, and whether any value may carry padding to strip."""
     raw = path.read_bytes().removeprefix(b"\xef\xbb\xbf")  # a byte-order mark is allowed, not required
     try:
         text = raw.decode("utf-8")
@@ -161,7 +169,8 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, str]:
         raise FileProblem(path.name, f"malformed CSV: {len(fields)} rows by the CSV rules, {len(frame)} parsed")
     if any(n != len(frame.columns) for n in fields):
         frame[FIELDS_COLUMN] = fields
-    return frame, "utf-8"
+    # Stripping a million values costs seconds; one scan of the text tells whether any value needs it.
+    return frame, "utf-8", _PADDING.search(text) is not None
 
 
 def _locate_byte(raw: bytes, offset: int) -> tuple[int, str | None]:
@@ -177,16 +186,16 @@ def _locate_byte(raw: bytes, offset: int) -> tuple[int, str | None]:
     return row, (names[index].strip().upper() if index < len(names) else None)
 
 
-def _normalise(frame: pd.DataFrame, file: str) -> pd.DataFrame:
+def _normalise(frame: pd.DataFrame, file: str, strip: bool = True) -> pd.DataFrame:
     names = [str(c).strip().upper() for c in frame.columns]
     duplicated = sorted({n for n in names if names.count(n) > 1})
     if duplicated:
         raise FileProblem(file, "column names repeat (names are case-insensitive)", column=", ".join(duplicated))
     frame = frame.set_axis(names, axis=1)
-    return pd.DataFrame({name: _as_text(frame[name]) for name in names}, index=range(len(frame)))
+    return pd.DataFrame({name: _as_text(frame[name], strip) for name in names}, index=range(len(frame)))
 
 
-def _as_text(column: pd.Series) -> pd.Series:
+def _as_text(column: pd.Series, strip: bool = True) -> pd.Series:
     if pd.api.types.is_numeric_dtype(column.dtype):
         numbers = column.astype(float)
         whole = numbers.notna() & (numbers == numbers.round()) & (numbers.abs() < 2**53)
@@ -198,7 +207,7 @@ def _as_text(column: pd.Series) -> pd.Series:
     # Text is the rule (CSV always, SAS character columns too): only what is not text is converted one by one.
     values = column.reset_index(drop=True)
     if pd.api.types.infer_dtype(values, skipna=False) == "string":
-        return values.str.strip()
+        return values.str.strip() if strip else values
     is_text = pd.Series([type(v) is str for v in values.to_numpy(dtype=object)])
     out = values.astype(object).copy()
     out[is_text] = values[is_text].str.strip()

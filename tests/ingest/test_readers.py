@@ -68,3 +68,12 @@ def test_read_domain_file_counts_nothing_when_every_row_is_whole(tmp_path):
     frame = read_domain_file("ae", path).frame
     assert "_FIELDS" not in frame.columns
     assert frame.loc[0, "AETERM"] == "Rash, left arm"
+
+
+def test_read_domain_file_strips_padding_wherever_it_stands(tmp_path):
+    path = tmp_path / "ae.csv"
+    path.write_bytes(b'USUBJID,AETERM,AESEV\r\nS1,"Rash ",MILD\r\nS2,Pruritus\xc2\xa0,MILD\r\nS3,Fatigue,MILD\r\n')
+    frame = read_domain_file("ae", path).frame
+    assert frame["AETERM"].tolist() == ["Rash", "Pruritus", "Fatigue"]
+    path.write_bytes(b"USUBJID,AETERM\r\nS1,Rash on trunk\r\n")  # no padding anywhere: read as it is
+    assert read_domain_file("ae", path).frame["AETERM"].tolist() == ["Rash on trunk"]
