@@ -186,11 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, handler: Callable[[argparse.Namespace], int], doc: str | None = None) -> argparse.ArgumentParser:
-        doc = doc or handler.__doc__
-        sub = commands.add_parser(name, help=doc, description=doc)
+    def add(name: str, handler: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=handler.__doc__, description=handler.__doc__)
         sub.set_defaults(handler=handler)
         return sub
+
+    def group(name: str, doc: str):
+        """A command with commands of its own (``study set``, ``alerts check``); each sets its own handler."""
+        parent = commands.add_parser(name, help=doc, description=doc)
+        return parent.add_subparsers(dest=f"{name}_command", required=True)
 
     ingest = add("ingest", cmd_ingest)
     ingest.add_argument("path", help="folder holding dm, ex and ae (.xpt, .sas7bdat or .csv), or adsl and adae")
@@ -219,10 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     rates.add_argument("--cut", type=int, metavar="RUN_ID", help="data cut (default: the latest succeeded)")
     rates.add_argument("--format", choices=("csv", "json"), default="csv")
 
-    study = add("study", lambda a: a.study_handler(a), "Study settings: risk window, cohort column, AE key.")
-    study_commands = study.add_subparsers(dest="study_command", required=True)
+    study_commands = group("study", "Study settings: risk window, cohort column, AE key.")
     study_set = study_commands.add_parser("set", help=cmd_study_set.__doc__)
-    study_set.set_defaults(study_handler=cmd_study_set)
+    study_set.set_defaults(handler=cmd_study_set)
     study_set.add_argument("study_id")
     study_set.add_argument("--window-days", type=int, help="risk window W after the last dose (default 90)")
     study_set.add_argument(
@@ -232,28 +235,25 @@ def build_parser() -> argparse.ArgumentParser:
     study_set.add_argument("--related", help="AEREL values counted as related, comma-separated")
     study_set.add_argument("--ctcae-version", choices=("5.0", "6.0"))
 
-    alerts = add("alerts", lambda a: a.alerts_handler(a), "Threshold alerts: evaluate the rules, send the emails.")
-    alerts_commands = alerts.add_subparsers(dest="alerts_command", required=True)
+    alerts_commands = group("alerts", "Threshold alerts: evaluate the rules, send the emails.")
     alerts_check = alerts_commands.add_parser("check", help=cmd_alerts_check.__doc__)
-    alerts_check.set_defaults(alerts_handler=cmd_alerts_check)
+    alerts_check.set_defaults(handler=cmd_alerts_check)
     alerts_check.add_argument("--study", help="only this study (default: every study)")
     alerts_check.add_argument("--run", type=int, help="evaluate this data cut (run id) instead of the newest")
     alerts_check.add_argument("--json", action="store_true", help="print one JSON object per cut")
     alerts_send = alerts_commands.add_parser("send", help=cmd_alerts_send.__doc__)
-    alerts_send.set_defaults(alerts_handler=cmd_alerts_send)
+    alerts_send.set_defaults(handler=cmd_alerts_send)
     alerts_send.add_argument("--json", action="store_true", help="print the delivery report as JSON")
 
-    users = add("users", lambda a: a.users_handler(a), "Users who may sign in to the dashboard.")
-    users_commands = users.add_subparsers(dest="users_command", required=True)
+    users_commands = group("users", "Users who may sign in to the dashboard.")
     users_add = users_commands.add_parser("add", help=cmd_users_add.__doc__, description=cmd_users_add.__doc__)
-    users_add.set_defaults(users_handler=cmd_users_add)
+    users_add.set_defaults(handler=cmd_users_add)
     users_add.add_argument("name", help="user name (letters, digits, '.', '_', '@', '-')")
     users_add.add_argument("--role", required=True, choices=("monitor", "committee", "admin"))
     users_add.add_argument("--replace", action="store_true", help="if the user exists, set a new password and role")
 
-    db = add("db", lambda a: a.db_handler(a), "Database schema: create or migrate.")
-    db_commands = db.add_subparsers(dest="db_command", required=True)
-    db_commands.add_parser("upgrade", help=cmd_db_upgrade.__doc__).set_defaults(db_handler=cmd_db_upgrade)
+    db_commands = group("db", "Database schema: create or migrate.")
+    db_commands.add_parser("upgrade", help=cmd_db_upgrade.__doc__).set_defaults(handler=cmd_db_upgrade)
     return parser
 
 
