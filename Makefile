@@ -10,10 +10,11 @@ export SAFETY_DASH_RULES_DIR ?= $(CURDIR)/$(DEMO_DIR)/rules
 
 .PHONY: setup run demo test lint bench clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	$(VENV)/bin/pip install -q --no-deps -e .
 	touch $@
 
 setup: $(VENV)/.installed
