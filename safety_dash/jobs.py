@@ -53,7 +53,10 @@ def find_ready_extracts(settings: Settings) -> list[Path]:
     now = time.time()
     ready = []
     for folder in sorted(p for p in settings.inbox.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        newest = max([folder.stat().st_mtime] + [p.stat().st_mtime for p in folder.iterdir()])
+        try:
+            newest = max([folder.stat().st_mtime] + [p.stat().st_mtime for p in folder.iterdir()])
+        except FileNotFoundError:
+            continue  # claimed by another scheduler while we looked
         if (folder / READY_MARKER).exists() or now - newest >= settings.inbox_settle_seconds:
             ready.append(folder)
     return ready
