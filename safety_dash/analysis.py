@@ -59,8 +59,7 @@ def load_cut_frames(connection: Connection, cut: CutContext) -> tuple[pd.DataFra
     """DM, EX and AE of the cut as the metrics expect them: upper-case SDTM names, text, '' for missing."""
     params = {"study_id": cut.study_id, "run_id": cut.run_id}
     dm = run_query(connection, "cut_subjects", **params)
-    extra = pd.DataFrame([_as_dict(v) for v in dm["extra"]], index=dm.index)
-    dm = pd.concat([_upper_text(dm.drop(columns=["extra"])), extra.fillna("")], axis=1)
+    dm = _with_extra_columns(_upper_text(dm))
     ex = _upper_text(run_query(connection, "cut_exposure", **params))
     ex["EXDOSE"] = pd.to_numeric(ex["EXDOSE"].replace("", None), errors="coerce")
     ae = _upper_text(run_query(connection, "cut_adverse_events", **params))
@@ -117,9 +116,7 @@ def load_derived_frames(bind, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     alerts and the ``rates`` command all start here, so they all count the same events.
     """
     subjects = run_query(bind, "derived_subjects_dm", run_id=run_id)
-    extra = pd.DataFrame([_as_dict(v) for v in subjects["extra"]], index=subjects.index).fillna("")
-    subjects = _upper_text(subjects.drop(columns=["extra"]).rename(columns={"cohort": GROUP_COLUMN}))
-    subjects = pd.concat([subjects, extra[[c for c in extra.columns if c not in subjects.columns]]], axis=1)
+    subjects = _with_extra_columns(_upper_text(subjects.rename(columns={"cohort": GROUP_COLUMN})))
     for column in ("TRTSDT", "TRTEDT", "DTHDT", "WINDOW_END"):
         subjects[column] = pd.to_datetime(subjects[column].replace("", None))
     subjects["SAFFL"] = subjects["SAFFL"].astype(bool)
@@ -229,6 +226,12 @@ def _upper_text(frame: pd.DataFrame) -> pd.DataFrame:
         if frame[column].dtype == object:
             frame[column] = frame[column].fillna("")
     return frame
+
+
+def _with_extra_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """DM records with their stored EXTRA (the file's non-standard columns, e.g. COHORT) spread into columns."""
+    extra = pd.DataFrame([_as_dict(v) for v in frame.pop("EXTRA")], index=frame.index).fillna("")
+    return pd.concat([frame, extra[[c for c in extra.columns if c not in frame.columns]]], axis=1)
 
 
 def _as_dict(value) -> dict:

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from safety_dash.db.engine import get_engine
-from safety_dash.db.models import AdverseEventVersion, Study, utcnow
+from safety_dash.db.models import AdverseEventVersion, Study
 
 SETTABLE = ("window_days", "cohort_column", "ae_key_columns", "related_values", "ctcae_version")
 CTCAE_VERSIONS = ("5.0", "6.0")
@@ -36,11 +36,8 @@ def configure_study(database_url: str, study_id: str, **changes: Any) -> dict[st
                     f"study {study_id} already has {loaded} AE records; {locked} cannot change after the first load"
                 )
         if row is None:
-            defaults = {"window_days": 90, "cohort_column": None, "ae_key_columns": "USUBJID,AESEQ",
-                        "related_values": "RELATED,PROBABLE,POSSIBLE,Y", "ctcae_version": "5.0"}  # fmt: skip
-            connection.execute(
-                Study.__table__.insert().values(study_id=study_id, created_at=utcnow(), **(defaults | changes))
-            )
+            # Unset settings take the model's defaults (models.Study), the same as a study made by its first extract.
+            connection.execute(Study.__table__.insert().values(study_id=study_id, **changes))
         elif changes:
             connection.execute(Study.__table__.update().where(Study.study_id == study_id).values(**changes))
         settings = connection.execute(select(Study.__table__).where(Study.study_id == study_id)).one()

@@ -193,17 +193,7 @@ def ensure_study(engine, study_id: str) -> Study:
         if row is None:
             try:
                 with connection.begin_nested():
-                    connection.execute(
-                        Study.__table__.insert().values(
-                            study_id=study_id,
-                            cohort_column=None,
-                            window_days=90,
-                            ctcae_version="5.0",
-                            ae_key_columns="USUBJID,AESEQ",
-                            related_values="RELATED,PROBABLE,POSSIBLE,Y",
-                            created_at=utcnow(),
-                        )
-                    )
+                    connection.execute(Study.__table__.insert().values(study_id=study_id))  # the model's defaults
             except IntegrityError:
                 pass  # another process created it first
             row = connection.execute(select(Study.__table__).where(Study.study_id == study_id)).one()
