@@ -11,14 +11,16 @@ import numpy as np
 import pandas as pd
 
 from safety_dash.metrics.exposure import check_columns
+from safety_dash.metrics.terms import term_key
 
 
 def parse_baskets(mapping: object) -> dict[str, frozenset[str]]:
     """Validated baskets from a parsed YAML mapping ``{basket name: [preferred term, ...]}``.
 
-    Each basket needs a non-empty name and a non-empty list of non-empty PT texts, none listed twice (compared
-    case-insensitively, as events are matched). A PT may sit in several baskets. PTs keep the spelling of the file,
-    stripped of surrounding spaces. Raises ``ValueError`` with a sentence naming the basket and the problem.
+    Each basket needs a non-empty name and a non-empty list of non-empty PT texts, none listed twice (compared by
+    :func:`~safety_dash.metrics.terms.term_key`, case and surrounding blanks ignored, as events are matched). A PT
+    may sit in several baskets. PTs keep the spelling of the file, stripped of surrounding spaces. Raises
+    ``ValueError`` with a sentence naming the basket and the problem.
     """
     if not isinstance(mapping, Mapping) or not mapping:
         raise ValueError(
@@ -42,7 +44,7 @@ def parse_baskets(mapping: object) -> dict[str, frozenset[str]]:
                 raise ValueError(
                     f"Basket {label!r} holds {term!r}, which is not a preferred term; write each PT as text."
                 )
-            key = term.strip().casefold()
+            key = term_key(term)
             if key in seen:
                 raise ValueError(f"Basket {label!r} lists {term.strip()!r} twice (as {seen[key]!r}); keep one.")
             seen[key] = term.strip()
@@ -53,7 +55,8 @@ def parse_baskets(mapping: object) -> dict[str, frozenset[str]]:
 def derive_basket_events(events: pd.DataFrame, baskets: Mapping[str, frozenset[str]]) -> pd.DataFrame:
     """One row per event record and basket it belongs to: the event's columns plus ``BASKET``.
 
-    An event belongs to a basket when its PT matches one of the basket's terms, case-insensitively. Uncoded events
+    An event belongs to a basket when its PT matches one of the basket's terms as dictionary terms are compared
+    (:func:`~safety_dash.metrics.terms.term_key`: case and surrounding blanks ignored, on both sides). Uncoded events
     (PT ``Uncoded: <AETERM>``) match no basket until coded. Rows keep the order of ``events`` and, within an
     event, the order of ``baskets``.
     """
@@ -61,12 +64,12 @@ def derive_basket_events(events: pd.DataFrame, baskets: Mapping[str, frozenset[s
     if not isinstance(baskets, Mapping):
         raise TypeError("`baskets` must be the mapping returned by parse_baskets.")
     members = pd.DataFrame(
-        [(key.casefold(), order, name) for order, (name, terms) in enumerate(baskets.items()) for key in terms],
+        [(term_key(key), order, name) for order, (name, terms) in enumerate(baskets.items()) for key in terms],
         columns=["key", "order", "BASKET"],
     ).drop_duplicates(["key", "BASKET"])
 
     codes, uniques = pd.factorize(events["PT"], sort=False)
-    unique_keys = [str(item).casefold() for item in uniques]
+    unique_keys = [term_key(item) for item in uniques]
     # For each distinct PT, the baskets it belongs to; then expand to event rows through the factorize codes.
     matches = members.merge(pd.DataFrame({"key": unique_keys, "code": np.arange(len(unique_keys))}), on="key")
     per_event = pd.DataFrame({"row": np.arange(len(events)), "code": codes}).merge(matches, on="code")

@@ -57,21 +57,27 @@ def derive_subject_exposure(
 
     Adds to every DM column:
 
-    - ``TRTSDT`` first dose date: the earliest EXSTDTC over dose records (:func:`flag_dose_records`). A partial
-      EXSTDTC takes the earliest day of its period (``2021-03`` -> 2021-03-01).
-    - ``TRTEDT`` last dose date: the latest of EXENDTC, or EXSTDTC where EXENDTC is empty, over dose records. A
-      partial EXENDTC also takes the earliest day of its period, but never before that record's start (no
-      exposure is invented beyond what the record shows). TRTEDT is never before TRTSDT.
+    - ``TRTSDT`` first dose date: the earliest EXSTDTC over dose records (:func:`flag_dose_records`) starting on
+      or before the cutoff. A partial EXSTDTC takes the earliest day of its period (``2021-03`` -> 2021-03-01).
+    - ``TRTEDT`` last dose date: the latest of EXENDTC, or EXSTDTC where EXENDTC is empty, over those dose records,
+      and never after the cutoff (an interval running past it ends at it). A partial EXENDTC also takes the
+      earliest day of its period, but never before that record's start (no exposure is invented beyond what the
+      record shows). TRTSDT <= TRTEDT <= cutoff.
+    - A dose record starting after the cutoff is ignored (first and last dose, N_DOSES, exposure): a subject whose
+      every dose record starts after it is not dosed in this cut (TRTSDT NaT, outside SAFFL).
     - A subject without a dated dose record (no dose record, or none with an EXSTDTC) falls back to RFXSTDTC and
-      RFXENDTC (RFXSTDTC when RFXENDTC is empty), read the same way.
+      RFXENDTC (RFXSTDTC when RFXENDTC is empty), read the same way and cut the same way: an RFXSTDTC after the
+      cutoff is no first dose of this cut, an RFXENDTC after it ends at it.
     - ``DTHDT`` death date from DTHDTC; a partial one takes the earliest day of its period, but never before
-      TRTEDT. DTHFL = Y without a DTHDTC gives no death date (DTHFL is carried through unchanged).
-    - ``SAFFL`` safety population of this cut: a first dose date on or before the cutoff. A subject dosed only
-      after the cutoff is outside this cut's safety population (its TRTSDT stays visible).
+      TRTEDT. A death after the cutoff is not a death of this cut: NaT. DTHFL = Y without a DTHDTC gives no death
+      date (DTHFL is carried through unchanged, also when the death falls after the cutoff).
+    - ``SAFFL`` safety population of this cut: a first dose date (on or before the cutoff, as above).
     - ``WINDOW_END`` = min(TRTEDT + ``window_days``, DTHDT, cutoff), never before TRTSDT (a complete death date
       before the first dose is a data query; it gives one day at risk, not a negative time); NaT outside SAFFL.
     - ``DAYS_AT_RISK`` = WINDOW_END - TRTSDT + 1 (Int64; NA outside SAFFL).
-    - ``N_DOSES`` dose records starting on or before the cutoff (nothing after the cutoff is counted).
+    - ``N_DOSES`` dose records with an EXSTDTC on or before the cutoff.
+
+    DOMAIN.md §2 (dose record, first and last dose, death, data cutoff, risk window, days at risk).
     """
     check_columns(dm, DM_COLUMNS, "dm")
     check_columns(ex, EX_COLUMNS, "ex")
@@ -89,7 +95,12 @@ def derive_subject_exposure(
     end = end_range["lo"].where(end_range["lo"].isna() | start.isna(), np.maximum(end_range["lo"], start))
     end = end.fillna(start)
     per_dose = pd.DataFrame({"USUBJID": doses["USUBJID"].to_numpy(), "start": start, "end": end})
-    per_dose["counted"] = per_dose["start"] <= cutoff_ts
+    # Which subjects have a dated dose record at all (whatever the cutoff): only those without one fall back to DM.
+    dated = set(per_dose.loc[per_dose["start"].notna(), "USUBJID"])
+    # A dose record starting after the cutoff is not part of this cut; an interval running past it ends at it.
+    per_dose = per_dose.loc[~(per_dose["start"] > cutoff_ts)]
+    per_dose["end"] = per_dose["end"].where(~(per_dose["end"] > cutoff_ts), cutoff_ts)
+    per_dose["counted"] = per_dose["start"].notna()
     by_subject = per_dose.groupby("USUBJID", sort=False).agg(
         ex_start=("start", "min"), ex_end=("end", "max"), N_DOSES=("counted", "sum")
     )
@@ -98,15 +109,18 @@ def derive_subject_exposure(
     ex_start = out["USUBJID"].map(by_subject["ex_start"]).astype("datetime64[ns]")
     ex_end = out["USUBJID"].map(by_subject["ex_end"]).astype("datetime64[ns]")
     rfx_start = compute_date_ranges(out["RFXSTDTC"])["lo"]
-    rfx_end = compute_date_ranges(out["RFXENDTC"])["lo"].fillna(rfx_start)
-    from_ex = ex_start.notna()
+    rfx_start = rfx_start.where(~(rfx_start > cutoff_ts))
+    rfx_end = compute_date_ranges(out["RFXENDTC"])["lo"].fillna(rfx_start).where(rfx_start.notna())
+    from_ex = out["USUBJID"].isin(dated)
     trtsdt = ex_start.where(from_ex, rfx_start)
     trtedt = ex_end.where(from_ex, rfx_end)
     trtedt = trtedt.where(trtedt.isna() | (trtedt >= trtsdt), trtsdt)
+    trtedt = trtedt.where(~(trtedt > cutoff_ts), cutoff_ts)
 
     death = compute_date_ranges(out["DTHDTC"])
     partial_death = death["level"].isin([LEVEL_DAY, LEVEL_MONTH])
     dthdt = death["lo"].where(~partial_death | trtedt.isna() | (death["lo"] >= trtedt), trtedt)
+    dthdt = dthdt.where(~(dthdt > cutoff_ts))  # a death after the cutoff is not a death of this cut
 
     saffl = trtsdt.notna() & (trtsdt <= cutoff_ts)
     window_end = pd.concat([trtedt + window, dthdt, pd.Series(cutoff_ts, index=out.index)], axis=1).min(axis=1)

@@ -35,6 +35,10 @@ def derive_first_onset(
     """The safety population with ``GROUP`` and ``FIRST_ONSET_DAY`` (onset day of the subject's first qualifying
     event, NaN when none), ``STATUS`` and ``TIME`` for time-to-event analysis.
 
+    Qualifying records are :func:`~safety_dash.metrics.events.flag_qualifying_events` (COUNTED: treatment-emergent,
+    onset on or before the risk window end; the filters judged per event, so an episode qualifies by its worst
+    grade and keeps its earliest counted onset).
+
     STATUS is 1 (event) at the first onset day; else 2 (competing) when the subject died within its risk window
     (DTHDT on or before WINDOW_END), at its days at risk; else 0 (censored) at its days at risk.
     """

@@ -43,7 +43,8 @@ RATE_TABLE_COLUMNS = [
     "median_onset_day",
 ]
 SUBJECT_COLUMNS = ("USUBJID", "SAFFL", "DAYS_AT_RISK")
-EVENT_COLUMNS = ("USUBJID", "AE_ID", "SOC", "PT", "ASTDY", "TRTEMFL", "AFTER_CUTOFF", "GRADE", "SERIOUS", "RELATED")
+#: Required event columns; EVENT_ID is used when present (derive_events adds it), else each AE_ID is one event.
+EVENT_COLUMNS = ("USUBJID", "AE_ID", "SOC", "PT", "ASTDY", "COUNTED", "GRADE", "SERIOUS", "RELATED")
 
 
 def derive_safety_groups(subjects: pd.DataFrame, group_col: str) -> pd.DataFrame:
@@ -75,7 +76,7 @@ def _group_order(safety: pd.DataFrame) -> list[str]:
 
 
 def _term_events(events: pd.DataFrame, by: str, baskets: Mapping | None) -> tuple[np.ndarray, ...]:
-    """Arrays (USUBJID, onset day, soc, pt) of the qualifying records at the chosen term level."""
+    """Arrays (USUBJID, onset day, EVENT_ID, soc, pt) of the records at the chosen term level."""
     if by == "basket":
         events = derive_basket_events(events, baskets)
         pt = events["BASKET"].to_numpy(dtype=object)
@@ -84,7 +85,8 @@ def _term_events(events: pd.DataFrame, by: str, baskets: Mapping | None) -> tupl
         soc = events["SOC"].to_numpy(dtype=object)
         pt = events["PT"].to_numpy(dtype=object) if by == "pt" else np.full(len(events), "", dtype=object)
     day = events["ASTDY"].to_numpy(dtype="float64", na_value=np.nan)
-    return events["USUBJID"].to_numpy(dtype=object), day, soc, pt
+    event_id = events["EVENT_ID" if "EVENT_ID" in events.columns else "AE_ID"].to_numpy()
+    return events["USUBJID"].to_numpy(dtype=object), day, event_id, soc, pt
 
 
 def _code_terms(soc: np.ndarray, pt: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
@@ -105,22 +107,26 @@ def _code_terms(soc: np.ndarray, pt: np.ndarray) -> tuple[np.ndarray, pd.DataFra
 def _subject_term_pairs(
     events: pd.DataFrame, qualifying: np.ndarray, safety: pd.DataFrame, by: str, baskets: Mapping | None
 ) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
-    """Per safety subject and term with a qualifying event: first onset day and number of qualifying records."""
+    """Per safety subject and term with a qualifying event: first onset day and number of qualifying events
+    (distinct EVENT_IDs: an episode of several records is one event; without EVENT_ID, distinct AE_IDs)."""
     if by == "basket":
-        usubjid, day, soc, pt = _term_events(events.loc[qualifying, ["AE_ID", "USUBJID", "PT", "ASTDY"]], by, baskets)
+        columns = [name for name in ("AE_ID", "EVENT_ID", "USUBJID", "PT", "ASTDY") if name in events.columns]
+        usubjid, day, event_id, soc, pt = _term_events(events.loc[qualifying, columns], by, baskets)
     else:
-        usubjid, day, soc, pt = (values[qualifying] for values in _term_events(events, by, baskets))
+        usubjid, day, event_id, soc, pt = (values[qualifying] for values in _term_events(events, by, baskets))
     subject_pos = pd.Index(safety["USUBJID"]).get_indexer(usubjid)
     in_safety = subject_pos >= 0
     term_code, terms = _code_terms(soc[in_safety], pt[in_safety])
     width = max(len(terms), 1)
     key = subject_pos[in_safety].astype(np.int64) * width + term_code
-    per_pair = pd.Series(day[in_safety]).groupby(key, sort=False).agg(["min", "size"])
+    per_record = pd.DataFrame({"key": key, "day": day[in_safety], "event": event_id[in_safety]})
+    first_day = per_record.groupby("key", sort=True)["day"].min()
+    n_events = per_record.drop_duplicates(["key", "event"]).groupby("key", sort=True).size()
     pairs = {
-        "subject": per_pair.index.to_numpy() // width,
-        "term": per_pair.index.to_numpy() % width,
-        "first_day": per_pair["min"].to_numpy(dtype=float),
-        "n_events": per_pair["size"].to_numpy(dtype=float),
+        "subject": first_day.index.to_numpy() // width,
+        "term": first_day.index.to_numpy() % width,
+        "first_day": first_day.to_numpy(dtype=float),
+        "n_events": n_events.to_numpy(dtype=float),
     }
     return pairs, terms
 
@@ -159,11 +165,14 @@ def compute_rate_table(
     :func:`~safety_dash.metrics.baskets.parse_baskets`). Groups are the values of ``group_col`` among the safety
     population ('(missing)' when empty), after the whole safety population as group 'ALL'.
 
-    Qualifying events are treatment-emergent, with onset not after the cutoff, and grade >= ``min_grade`` (an
-    unknown grade does not pass), serious, related when asked. There is a row for every group and every term with
-    a qualifying event in any group, zeros included. Per row: N = safety subjects of the group; x = subjects with a
-    qualifying event; incidence 100 x / N % (Clopper–Pearson 95%); n_events = qualifying records; time at risk of a
-    subject = onset day of its first qualifying event, else its days at risk; patient-years = sum / 365.25;
+    Qualifying events are :func:`~safety_dash.metrics.events.flag_qualifying_events`: COUNTED (treatment-emergent,
+    onset on or before the subject's risk window end, so never after the cutoff or death) and, when asked, of grade
+    >= ``min_grade`` (an unknown grade does not pass), serious, related, judged per event (an episode by its worst
+    grade). There is a row for every group and every term with a qualifying event in any group, zeros included.
+    Per row: N = safety subjects of the group; x = subjects with a qualifying event; incidence 100 x / N %
+    (Clopper–Pearson 95%); n_events = qualifying events, distinct EVENT_IDs (an episode counts once, recurrences
+    each); time at risk of a subject = onset day of its first qualifying event (an episode's earliest counted
+    onset), else its days at risk; patient-years = sum / 365.25;
     EAIR = 100 x / PY (Garwood exact 95%); exposure_years = the group's days at risk / 365.25;
     EAER = 100 n_events / exposure_years; median_onset_day over subjects with the event (NaN when none).
     Full precision; sorted by group (ALL first), soc, pt; columns exactly :data:`RATE_TABLE_COLUMNS`.

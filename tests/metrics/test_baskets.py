@@ -113,3 +113,20 @@ def test_derive_basket_events_no_match_gives_empty_frame_with_columns():
     result = derive_basket_events(events, BASKETS)
     assert result.empty
     assert list(result.columns) == ["AE_ID", "USUBJID", "PT", "BASKET"]
+
+
+def test_derive_basket_events_matches_like_events_compare_terms():
+    # the same key as derive_events' PT and SOC: surrounding blanks and case do not matter, on either side
+    baskets = {"skin": frozenset({" Rash ", "PRURITUS"}), "liver": frozenset({"Hepatitis"})}
+    events = pd.DataFrame.from_records(
+        [
+            # AE_ID USUBJID PT
+            (1, "S1", " rash "),  # blanks around the event's term
+            (2, "S1", "Pruritus"),  # blanks around nothing, case differs from the basket
+            (3, "S2", "hepatitis\t"),
+            (4, "S2", "Rash maculo-papular"),  # another term: no basket here
+        ],
+        columns=["AE_ID", "USUBJID", "PT"],
+    )
+    result = derive_basket_events(events, baskets)
+    assert result[["AE_ID", "BASKET"]].values.tolist() == [[1, "skin"], [2, "skin"], [3, "liver"]]

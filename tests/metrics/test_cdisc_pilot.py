@@ -157,3 +157,23 @@ def test_cdisc_pilot_trtemfl_agrees_with_suppae_aetrtem(pilot):
         - treatment_emergent["USUBJID"].map(pilot["subjects"].set_index("USUBJID")["TRTEDT"])
     ).dt.days
     assert days_after_last_dose.max() == 36
+
+
+# --- counted events, the end-date rule and after-death flags on the pilot ----------------------------------------
+
+
+def test_cdisc_pilot_counted_events_equal_treatment_emergent_ones(pilot):
+    events = pilot["events"]
+    # No pilot AE is dated after its subject's death or risk window end: every treatment-emergent record counts.
+    assert int(events["COUNTED"].sum()) == 1126
+    assert (events["COUNTED"] == events["TRTEMFL"]).all()
+    assert not events["AFTER_DEATH"].any()
+    # Four records ended before the first dose; each had a complete onset before it too, so the end-date rule
+    # changes none of them: 01-701-1294 AE 1 (onset 2013-03-22, end 03-23, first dose 03-24), 01-702-1082 AE 3
+    # and 4 (2013-07-07 .. 07-24, first dose 07-26), 01-710-1315 AE 1 (2013-02-26 .. 02-26, first dose 02-27).
+    ended_before = [("01-701-1294", 1), ("01-702-1082", 3), ("01-702-1082", 4), ("01-710-1315", 1)]
+    for usubjid, aeseq in ended_before:
+        event = _event(pilot, usubjid, aeseq)
+        assert (event["ASTDTF"], event["TRTEMFL"], event["WINDOW_LABEL"]) == ("", False, "pre-treatment")
+    # Each record is its own event without an episode key.
+    assert (events["EVENT_ID"] == events["AE_ID"]).all()

@@ -159,7 +159,7 @@ def test_derive_subject_exposure_window_end_death_and_cutoff():
             ("W6", "2021-01-10", "2021-02-10", "2021-03-01", True, "2021-03-01", 51, 1),
             ("W7", "2021-01-10", "2021-02-10", "2021-02-10", True, "2021-02-10", 32, 1),
             ("W8", "2021-01-10", "2021-01-10", "", True, "2021-04-10", 91, 1),
-            ("W9", "2021-05-01", "2021-05-01", "2021-08-01", True, "2021-06-30", 61, 1),
+            ("W9", "2021-05-01", "2021-05-01", "", True, "2021-06-30", 61, 1),  # not a death of this cut
         ]
     )
     pd.testing.assert_frame_equal(_derived(dm, ex), expected)
@@ -172,26 +172,62 @@ def test_derive_subject_exposure_window_days_is_configurable():
     pd.testing.assert_frame_equal(_derived(dm, ex, window_days=30), expected)
 
 
-# --- the data cutoff --------------------------------------------------------------------------------------------
+# --- the data cutoff: nothing after it is counted (DOMAIN.md §2) ----------------------------------------------
 
 
 def test_derive_subject_exposure_cutoff():
-    dm = _dm([(s, "", "", "", "") for s in ("C1", "C2", "C3")])
+    dm = _dm(
+        [
+            ("C1", "", "", "", ""),
+            ("C2", "", "", "", ""),
+            ("C3", "", "", "", ""),
+            ("C4", "", "", "", ""),
+            ("C5", "", "", "", ""),
+            ("C6", "2021-05-01", "2021-08-01", "", ""),  # no EX: DM dates, the end cut at the cutoff
+            ("C7", "2021-07-02", "2021-07-30", "", ""),  # no EX, DM start after the cutoff: not dosed in this cut
+            ("C8", "2021-05-01", "2021-05-01", "2021-07-15", "Y"),  # a death after the cutoff: no death this cut
+            ("C9", "2021-05-01", "2021-05-01", "2021-06", "Y"),  # a partial death date inside the cut: a death
+        ]
+    )
     ex = _ex(
         [
-            ("C1", "QL1706", 5.0, "2021-07-05", ""),  # first dose after the cutoff: not in this cut's population
+            ("C1", "QL1706", 5.0, "2021-07-05", ""),  # every dose after the cutoff: not dosed in this cut
             ("C2", "QL1706", 5.0, "2021-06-30", ""),  # first dose on the cutoff: one day at risk
-            ("C3", "QL1706", 5.0, "2021-06-01", ""),  # a dose after the cutoff is not counted in N_DOSES
+            ("C3", "QL1706", 5.0, "2021-06-01", ""),  # a dose after the cutoff: ignored for last dose and N_DOSES
             ("C3", "QL1706", 5.0, "2021-07-01", ""),
+            ("C4", "QL1706", 5.0, "2021-06-20", "2021-07-10"),  # an interval running past the cutoff ends at it
+            ("C5", "QL1706", 5.0, "2021-06-10", "2021-07"),  # partial end after the cutoff: ends at it too
         ]
     )
     expected = _expected(
         [
-            ("C1", "2021-07-05", "2021-07-05", "", False, "", pd.NA, 0),
+            # USUBJID  TRTSDT        TRTEDT        DTHDT         SAFFL  WINDOW_END    DAYS   N_DOSES
+            ("C1", "", "", "", False, "", pd.NA, 0),
             ("C2", "2021-06-30", "2021-06-30", "", True, "2021-06-30", 1, 1),
-            ("C3", "2021-06-01", "2021-07-01", "", True, "2021-06-30", 30, 1),
+            ("C3", "2021-06-01", "2021-06-01", "", True, "2021-06-30", 30, 1),
+            ("C4", "2021-06-20", "2021-06-30", "", True, "2021-06-30", 11, 1),
+            ("C5", "2021-06-10", "2021-06-30", "", True, "2021-06-30", 21, 1),
+            ("C6", "2021-05-01", "2021-06-30", "", True, "2021-06-30", 61, 0),
+            ("C7", "", "", "", False, "", pd.NA, 0),
+            ("C8", "2021-05-01", "2021-05-01", "", True, "2021-06-30", 61, 0),
+            ("C9", "2021-05-01", "2021-05-01", "2021-06-01", True, "2021-06-01", 32, 0),
         ]
     )
+    pd.testing.assert_frame_equal(_derived(dm, ex), expected)
+
+
+def test_derive_subject_exposure_dose_after_cutoff_does_not_stretch_the_window():
+    # Issue 8: a dose record dated after the cutoff moved the last dose to 2021-07-05 and stretched the window to
+    # the cutoff: 2021-01-01 .. 2021-06-30 = 181 days at risk. Ignored, the last dose is 2021-01-01 and the window
+    # ends 90 days later, 2021-04-01: 91 days at risk.
+    dm = _dm([("I1", "", "", "", "")])
+    ex = _ex(
+        [
+            ("I1", "QL1706", 5.0, "2021-01-01", ""),
+            ("I1", "QL1706", 5.0, "2021-07-05", ""),  # after the cutoff 2021-06-30
+        ]
+    )
+    expected = _expected([("I1", "2021-01-01", "2021-01-01", "", True, "2021-04-01", 91, 1)])
     pd.testing.assert_frame_equal(_derived(dm, ex), expected)
 
 

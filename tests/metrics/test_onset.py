@@ -24,11 +24,11 @@ def _subjects(rows: list[tuple]) -> pd.DataFrame:
 
 
 def _events(rows: list[tuple]) -> pd.DataFrame:
-    """Treatment-emergent events from (USUBJID, ASTDY[, GRADE])."""
+    """Counted events, one record each, from (USUBJID, ASTDY[, GRADE])."""
     frame = pd.DataFrame.from_records(rows, columns=["USUBJID", "ASTDY", "GRADE"][: len(rows[0])])
     if "GRADE" not in frame.columns:
         frame["GRADE"] = 2
-    return frame.assign(TRTEMFL=True, AFTER_CUTOFF=False, SERIOUS=False, RELATED=False).astype(
+    return frame.assign(EVENT_ID=range(1, len(frame) + 1), COUNTED=True, SERIOUS=False, RELATED=False).astype(
         {"ASTDY": "Int64", "GRADE": "Int64"}
     )
 
@@ -60,6 +60,16 @@ def test_derive_first_onset_death_after_the_window_is_not_competing():
     subjects["DTHDT"] = subjects["WINDOW_END"] + pd.Timedelta(days=10)
     result = derive_first_onset(_events([("S9", 5)]).iloc[:0], subjects, "COHORT")
     assert result["STATUS"].tolist() == [0]
+
+
+def test_derive_first_onset_episode_keeps_its_earliest_onset():
+    # one Rash episode (EVENT_ID 7): grade 1 from day 10, grade 3 from day 30. Graded by its worst grade, it is a
+    # grade >= 3 event with onset day 10; as two separate events, the first grade >= 3 onset is day 30.
+    subjects = _subjects([("A1", "A", 300, False)])
+    episode = _events([("A1", 10, 1), ("A1", 30, 3)]).assign(EVENT_ID=[7, 7])
+    assert derive_first_onset(episode, subjects, "COHORT", min_grade=3)["FIRST_ONSET_DAY"].tolist() == [10.0]
+    separate = episode.assign(EVENT_ID=[7, 8])
+    assert derive_first_onset(separate, subjects, "COHORT", min_grade=3)["FIRST_ONSET_DAY"].tolist() == [30.0]
 
 
 # --- compute_onset_summary -------------------------------------------------------------------------------------

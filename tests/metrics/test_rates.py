@@ -45,19 +45,20 @@ SUBJECTS = pd.DataFrame.from_records(
 
 EVENTS = pd.DataFrame.from_records(
     [
-        # AE_ID USUBJID SOC        PT              ASTDY TRTEMFL AFTER_CUTOFF GRADE SERIOUS RELATED
-        (1, "A1", "Skin", "Rash", 10, True, False, 1, False, False),
-        (2, "A1", "Skin", "Rash", 40, True, False, 3, False, True),  # a recurrence: an event, not a subject
-        (3, "A2", "Skin", "Rash", 50, True, False, pd.NA, False, False),
-        (4, "B1", "Skin", "Pruritus", 30, True, False, 2, False, True),
-        (5, "B2", "Endocrine", "Hypothyroidism", 100, True, False, 4, True, False),
-        # not counted: pre-treatment, after the cutoff, a subject outside the safety population
-        (6, "A3", "Endocrine", "Hypothyroidism", -5, False, False, 2, False, False),
-        (7, "B2", "Skin", "Rash", 200, True, True, 2, False, False),
-        (8, "N1", "Skin", "Rash", 5, True, False, 2, False, False),
+        # AE_ID USUBJID SOC        PT              ASTDY COUNTED GRADE SERIOUS RELATED
+        (1, "A1", "Skin", "Rash", 10, True, 1, False, False),
+        (2, "A1", "Skin", "Rash", 40, True, 3, False, True),  # a recurrence: an event, not a subject
+        (3, "A2", "Skin", "Rash", 50, True, pd.NA, False, False),
+        (4, "B1", "Skin", "Pruritus", 30, True, 2, False, True),
+        (5, "B2", "Endocrine", "Hypothyroidism", 100, True, 4, True, False),
+        # not counted: pre-treatment, after the cutoff (COUNTED False); a subject outside the safety population
+        (6, "A3", "Endocrine", "Hypothyroidism", -5, False, 2, False, False),
+        (7, "B2", "Skin", "Rash", 200, False, 2, False, False),
+        (8, "N1", "Skin", "Rash", 5, True, 2, False, False),
     ],
-    columns=["AE_ID", "USUBJID", "SOC", "PT", "ASTDY", "TRTEMFL", "AFTER_CUTOFF", "GRADE", "SERIOUS", "RELATED"],
+    columns=["AE_ID", "USUBJID", "SOC", "PT", "ASTDY", "COUNTED", "GRADE", "SERIOUS", "RELATED"],
 ).astype({"ASTDY": "Int64", "GRADE": "Int64"})
+EVENTS.insert(1, "EVENT_ID", EVENTS["AE_ID"])  # each record one event
 
 
 def _row(group, soc, pt, n, x, n_events, days_at_risk, group_days, median):
@@ -177,6 +178,60 @@ def test_compute_rate_table_no_qualifying_event_gives_empty_table():
     result = compute_rate_table(EVENTS, SUBJECTS, by="pt", group_col="COHORT", min_grade=5)
     assert result.empty
     assert list(result.columns) == RATE_TABLE_COLUMNS
+
+
+# --- episodes: counted once, with the earliest onset and the worst grade -----------------------------------------
+
+
+def test_compute_rate_table_counts_an_episode_once():
+    # A1's two Rash records (days 10 and 40, grades 1 and 3) are one episode: EVENT_ID 1
+    episodes = EVENTS.assign(EVENT_ID=[1, 1, 3, 4, 5, 6, 7, 8])
+    result = compute_rate_table(episodes, SUBJECTS, by="pt", group_col="COHORT")
+    rash_a = result.loc[(result["group"] == "A") & (result["pt"] == "Rash")].iloc[0]
+    # Rash in A: 2 subjects, 2 events (was 3 as records); EAER = 2 events / 600 days; time at risk unchanged
+    assert (rash_a["n_with_event"], rash_a["n_events"]) == (2, 2)
+    assert rash_a["eaer_per_100py"] == pytest.approx(100 * 2 / (600 / YEAR), rel=1e-12)
+    assert rash_a["patient_years_at_risk"] == pytest.approx(360 / YEAR, rel=1e-12)
+    # by SOC, Skin in ALL: A1's episode, A2's Rash, B1's Pruritus = 3 events (4 records)
+    by_soc = compute_rate_table(episodes, SUBJECTS, by="soc", group_col="COHORT")
+    assert by_soc.loc[(by_soc["group"] == "ALL") & (by_soc["soc"] == "Skin"), "n_events"].tolist() == [3]
+    # a basket counts the episode once too
+    baskets = {"skin": frozenset({"Rash", "Pruritus"})}
+    by_basket = compute_rate_table(episodes, SUBJECTS, by="basket", group_col="COHORT", baskets=baskets)
+    assert by_basket.loc[by_basket["group"] == "ALL", "n_events"].tolist() == [3]
+
+
+def test_compute_rate_table_episode_qualifies_by_its_worst_grade():
+    # grade >= 3: the episode (grade 1 on day 10, grade 3 on day 40) is one grade >= 3 event with onset day 10
+    episodes = EVENTS.assign(EVENT_ID=[1, 1, 3, 4, 5, 6, 7, 8])
+    result = compute_rate_table(episodes, SUBJECTS, by="pt", group_col="COHORT", min_grade=3)
+    rash_a = result.loc[(result["group"] == "A") & (result["pt"] == "Rash")].iloc[0]
+    assert (rash_a["n_with_event"], rash_a["n_events"], rash_a["median_onset_day"]) == (1, 1, 10.0)
+    assert rash_a["patient_years_at_risk"] == pytest.approx((10 + 200 + 300) / YEAR, rel=1e-12)
+
+
+def test_compute_rate_table_one_term_whatever_its_spelling():
+    # issue 8: Rash, RASH and ' rash ' made three rows of 33 %; one term, one row of 100 %, shown as 'RASH' (one
+    # record each: a tie, and 'RASH' is the smallest in sort order)
+    dm = pd.DataFrame(
+        {"USUBJID": ["S1", "S2", "S3"], "RFXSTDTC": "", "RFXENDTC": "", "DTHDTC": "", "DTHFL": "", "COHORT": "X"}
+    )
+    ex = pd.DataFrame(
+        {"USUBJID": ["S1", "S2", "S3"], "EXTRT": "QL1706", "EXDOSE": 5.0, "EXSTDTC": "2020-01-01", "EXENDTC": ""}
+    )
+    ae = pd.DataFrame(
+        {"AE_ID": [1, 2, 3], "USUBJID": ["S1", "S2", "S3"], "AEDECOD": ["Rash", "RASH", " rash "]}
+    ).assign(
+        AETERM="rash", AEBODSYS="Skin", AETOXGR="1", AESEV="", AESER="N", AESDTH="N", AESLIFE="", AESHOSP="",
+        AESDISAB="", AESCONG="", AESMIE="", AEREL="", AEOUT="", AESTDTC="2020-01-10", AEENDTC="",
+    )  # fmt: skip
+    cutoff = dt.date(2021, 6, 30)
+    subjects = derive_subject_exposure(dm, ex, cutoff)
+    table = compute_rate_table(derive_events(ae, subjects, cutoff), subjects, by="pt", group_col="COHORT")
+    assert table[["group", "pt", "n_with_event", "incidence_pct"]].values.tolist() == [
+        ["ALL", "RASH", 3, 100.0],
+        ["X", "RASH", 3, 100.0],
+    ]
 
 
 # --- groups ----------------------------------------------------------------------------------------------------
