@@ -40,6 +40,8 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from safety_dash.identifiers import check_identifier
+
 KINDS = ("event", "incidence", "eair", "count", "bayesian")
 DELIVERIES = ("immediate", "digest")
 ANY_BASKET = "any"
@@ -123,8 +125,17 @@ class RuleSet:
 
 
 def rule_file_path(rules_dir: Path, study_id: str) -> Path:
-    """Where the rules of ``study_id`` live: ``<rules_dir>/<STUDYID>.yaml``."""
-    return Path(rules_dir) / f"{study_id}.yaml"
+    """Where the rules of ``study_id`` live: ``<rules_dir>/<STUDYID>.yaml``, never outside ``rules_dir``.
+
+    A study id that is not an identifier (``../outside``, say) raises ``IdentifierError`` (a ValueError naming
+    it); a file that resolves outside the folder (a symbolic link) raises :class:`RuleFileError`.
+    """
+    path = Path(rules_dir) / f"{check_identifier(study_id, 'study id')}.yaml"
+    folder = Path(rules_dir).resolve()
+    if not path.resolve().is_relative_to(folder):
+        message = f"resolves to {path.resolve()}, outside the rules folder {folder}; put the file itself there"
+        raise RuleFileError(path, [(None, message)])
+    return path
 
 
 def load_rule_file(path: Path, study_id: str | None = None, baskets: Mapping[str, Any] | None = None) -> RuleSet:

@@ -1,7 +1,8 @@
 """Engines, sessions and migrations.
 
 One engine per database URL and process. SQLite gets foreign keys, WAL and a busy timeout so a scheduler
-process and web workers can share the file; PostgreSQL is used as it comes.
+process and web workers can share the file; PostgreSQL is used as it comes, with a connect timeout. Every engine
+pings a pooled connection before handing it out, so a database that comes back is used again by itself.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from safety_dash.db.errors import DatabaseUnavailable, mask_url
+
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+CONNECT_TIMEOUT_SECONDS = 10
 
 
 _ENGINES: dict[str, Engine] = {}
@@ -28,14 +33,47 @@ def get_engine(url: str) -> Engine:
 
 
 def _create_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60})
+    """An engine that tests each pooled connection before use (pool pre-ping), so a database that went away and
+    came back is used again without a restart; a URL that cannot be used raises :class:`DatabaseUnavailable`."""
+    try:
+        parsed = make_url(url)
+        backend = parsed.get_backend_name()
+    except Exception as error:  # ArgumentError, or ValueError for a port that is not a number
+        raise _unusable_url(url, error) from error
+    if backend == "sqlite":
+        if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
+            folder = Path(parsed.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                in_the_way = isinstance(error, (FileExistsError, NotADirectoryError))
+                reason = "a file stands where a folder is needed" if in_the_way else (error.strerror or str(error))
+                raise DatabaseUnavailable(
+                    f"cannot create the folder {folder} of the database at {mask_url(url)}: {reason.lower()}", url
+                ) from error
+        engine = _create(url, pool_pre_ping=True, connect_args={"timeout": 60})
         event.listen(engine, "connect", _configure_sqlite)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args = {}
+    if backend == "postgresql" and parsed.get_driver_name() in ("psycopg", "psycopg2"):
+        if "connect_timeout" not in parsed.query:  # a host that drops packets must not hang a command for minutes
+            connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    return _create(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def _create(url: str, **options) -> Engine:
+    try:
+        return create_engine(url, **options)
+    except (ArgumentError, ValueError, ImportError) as error:  # unknown dialect or driver, bad query argument
+        raise _unusable_url(url, error) from error
+
+
+def _unusable_url(url: str, error: Exception) -> DatabaseUnavailable:
+    return DatabaseUnavailable(
+        f"the database URL {mask_url(url)!r} (SAFETY_DASH_DATABASE_URL) cannot be used: {error}; write it as "
+        "postgresql+psycopg://user@host:5432/database or sqlite:////absolute/path/safety_dash.db",
+        url,
+    )
 
 
 def dispose_engine(url: str) -> None:

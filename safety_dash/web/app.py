@@ -16,9 +16,12 @@ import flask
 import flask_login
 from dash import Dash
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from safety_dash.config import Settings
 from safety_dash.db.engine import get_engine
+from safety_dash.db.errors import DatabaseUnavailable, describe_database_error, is_database_unavailable
 from safety_dash.web import views
 from safety_dash.web.auth import csrf_token, init_login
 from safety_dash.web.data import EXTENSION, WebContext, load_baskets_file
@@ -28,6 +31,7 @@ from safety_dash.web.pages import load_pages
 log = logging.getLogger(__name__)
 
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
+RETRY_AFTER_SECONDS = 30
 
 
 def create_server(settings: Settings) -> flask.Flask:
@@ -67,6 +71,7 @@ def create_app(settings: Settings, engine: Engine | None = None, warm_up: bool =
     if warm_up:
         threading.Thread(target=views.warm_up, args=(context,), name="safety-dash-warm-up", daemon=True).start()
     init_login(server, engine, settings.session_minutes)
+    init_database_unavailable(server, engine)
 
     pages = load_pages()
     app = Dash(
@@ -93,6 +98,43 @@ def create_app(settings: Settings, engine: Engine | None = None, warm_up: bool =
     for page in pages:
         page.register_callbacks(app)
     return app
+
+
+def init_database_unavailable(server: flask.Flask, engine: Engine) -> None:
+    """Answer 503 with a short page while the database cannot be reached; the pool's pre-ping reconnects by itself
+    once it is back, so no restart is needed. Other database errors stay errors (500, logged with their traceback).
+    """
+
+    def database_unavailable(error: Exception):
+        if not is_database_unavailable(error):
+            raise error
+        log.warning("answering 503: %s", describe_database_error(error, engine.url.render_as_string()))
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
+        if flask.request.path.startswith("/_"):  # Dash's own endpoints: the page's script reads JSON
+            return flask.jsonify({"error": "the database cannot be reached; try again in a minute"}), 503, headers
+        return flask.Response(render_database_unavailable(), status=503, mimetype="text/html", headers=headers)
+
+    for kind in (DBAPIError, DatabaseUnavailable, PoolTimeoutError):
+        server.register_error_handler(kind, database_unavailable)
+
+
+def render_database_unavailable() -> str:
+    """The page shown while the database is away: what happened and what the reader may do; no data, no detail."""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="{RETRY_AFTER_SECONDS}">
+<title>Database unavailable · safety-dash</title>
+<link rel="stylesheet" href="/assets/style.css">
+</head><body class="login-body">
+<main class="login-card">
+  <div class="brand brand-login"><span class="brand-mark"></span>safety-dash</div>
+  <h1>The database cannot be reached</h1>
+  <p class="login-message" role="alert">The dashboard cannot read its database right now, so no data is shown.</p>
+  <p>This page tries again every {RETRY_AFTER_SECONDS} seconds and shows the dashboard as soon as the database is
+  back. If it stays like this, tell the administrator.</p>
+</main>
+</body></html>"""
 
 
 def build_validation_layout(pages):
