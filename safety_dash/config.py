@@ -46,6 +46,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SAFETY_DASH_SMTP_STARTTLS", "false", "Use STARTTLS before logging in (true/false)."),
     Setting("SAFETY_DASH_SMTP_FROM", "safety-dash@localhost", "Sender address of alert emails."),
     Setting("SAFETY_DASH_ALERT_RECIPIENTS", "", "Comma-separated default recipients of alerts."),
+    Setting(
+        "SAFETY_DASH_ALERT_ADMIN",
+        "",
+        "Address told when an alert email cannot be delivered to a recipient (besides the message's other "
+        "recipients); empty: only those recipients, the log and the Alerts page.",
+    ),
+    Setting(
+        "SAFETY_DASH_ALERT_MAX_ATTEMPTS",
+        "5",
+        "Temporary refusals (4xx) of one recipient after which its delivery is given up as failed and reported.",
+    ),
     Setting("SAFETY_DASH_BASE_URL", "http://127.0.0.1:8050", "Address of the dashboard, used in email links."),
     Setting("SAFETY_DASH_SECRET_KEY", None, "Key that signs session cookies (secret; required outside `make run`)."),
     Setting("SAFETY_DASH_SESSION_MINUTES", "480", "Minutes after which a signed-in session expires."),
@@ -88,6 +99,17 @@ def _as_float(name: str) -> float:
         raise ValueError(f"{name} must be a number, not {value!r}") from None
 
 
+def _as_count(name: str) -> int:
+    value = _get(name)
+    try:
+        count = int(value or "")
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}") from None
+    if count < 1:
+        raise ValueError(f"{name} must be at least 1, not {count}")
+    return count
+
+
 @dataclass(frozen=True)
 class Settings:
     """The settings in force, read from the environment by :func:`load_settings`."""
@@ -111,6 +133,8 @@ class Settings:
     base_url: str = "http://127.0.0.1:8050"
     secret_key: str | None = field(default=None, repr=False)
     session_minutes: float = 480.0
+    alert_admin: str = ""
+    alert_max_attempts: int = 5
 
 
 DEFAULT_BASKETS_FILE = Path(__file__).parent / "baskets" / "immune_related.yaml"
@@ -141,4 +165,6 @@ def load_settings() -> Settings:
         base_url=(_get("SAFETY_DASH_BASE_URL") or "http://127.0.0.1:8050").rstrip("/"),
         secret_key=_get("SAFETY_DASH_SECRET_KEY"),
         session_minutes=_as_float("SAFETY_DASH_SESSION_MINUTES"),
+        alert_admin=(_get("SAFETY_DASH_ALERT_ADMIN") or "").strip(),
+        alert_max_attempts=_as_count("SAFETY_DASH_ALERT_MAX_ATTEMPTS"),
     )

@@ -62,8 +62,13 @@ def build_outbox_email(
     settings: Settings,
     recipients: Sequence[str],
     render_chart: Callable[[dict], bytes] | None = None,
+    redelivery: bool = False,
 ) -> EmailMessage:
-    """The email of one outbox row (an alert or a digest) carrying ``alerts`` (rows of the alerts table)."""
+    """The email of one outbox row (an alert or a digest) carrying ``alerts`` (rows of the alerts table).
+
+    ``recipients`` are the message's readers, written in To (a retry goes to fewer, over the envelope);
+    ``redelivery`` marks a message sent again after an attempt whose outcome is unknown.
+    """
     if not alerts:
         raise ValueError(f"outbox message {row.id} carries no alert; nothing to send")
     render_chart = render_chart or make_alert_chart_png
@@ -73,18 +78,9 @@ def build_outbox_email(
         subject = f"[safety-dash] {study_id}: daily digest, {len(alerts)} alert{'s' if len(alerts) > 1 else ''} ({day})"
     else:
         subject = f"[safety-dash] {study_id}: {alerts[0].title}"
-    message = EmailMessage(policy=MESSAGE_POLICY)
-    message["Subject"] = _one_line(subject)[:900]
-    message["From"] = settings.smtp_from
-    message["To"] = ", ".join(recipients)
-    message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
-    message["Message-ID"] = row.message_id
-    message["Auto-Submitted"] = "auto-generated"
-    message["X-Safety-Dash-Study"] = _one_line(study_id)
+    message = _start_message(row, subject, settings, recipients, redelivery)
     if row.kind != "digest":
         message["X-Safety-Dash-Alert"] = _one_line(alerts[0].alert_key)[:900]
-    if row.redelivery:
-        message["X-Safety-Dash-Redelivery"] = "possible duplicate of an interrupted delivery"
 
     charts: list[tuple[str, bytes] | None] = []
     failures: list[str] = []
@@ -102,8 +98,9 @@ def build_outbox_email(
             continue
         charts.append((make_msgid(domain="safety-dash")[1:-1], png))
 
-    message.set_content(build_text_body(row, alerts, settings, failures))
-    message.add_alternative(build_html_body(row, alerts, settings, charts, failures), subtype="html")
+    message.set_content(build_text_body(row, alerts, settings, failures, redelivery=redelivery))
+    message.add_alternative(build_html_body(row, alerts, settings, charts, failures, redelivery=redelivery),
+                            subtype="html")  # fmt: skip
     html_part = message.get_payload()[1]
     for chart in charts:
         if chart is not None:
@@ -122,10 +119,12 @@ def alerts_page_link(settings: Settings, study_id: str) -> str:
     return settings.base_url + build_view_path(PAGE_ALERTS, study=study_id)
 
 
-def build_text_body(row: Any, alerts: Sequence[Any], settings: Settings, chart_failures: Sequence[str]) -> str:
+def build_text_body(
+    row: Any, alerts: Sequence[Any], settings: Settings, chart_failures: Sequence[str], redelivery: bool = False
+) -> str:
     """The plain-text part: per alert its title, summary, numbers, subjects, records, cut and link."""
     lines: list[str] = []
-    if row.redelivery:
+    if redelivery:
         lines += [REDELIVERY_NOTE, ""]
     if row.kind == "digest":
         lines += [f"Daily digest of {len(alerts)} alerts of study {row.study_id}.", ""]
@@ -157,12 +156,12 @@ def build_text_body(row: Any, alerts: Sequence[Any], settings: Settings, chart_f
 
 def build_html_body(
     row: Any, alerts: Sequence[Any], settings: Settings, charts: Sequence[tuple[str, bytes] | None],
-    chart_failures: Sequence[str],
+    chart_failures: Sequence[str], redelivery: bool = False,
 ) -> str:  # fmt: skip
     """The HTML part: the same content as the text part, every value escaped, charts referenced by cid."""
     e = _escape
     parts = ['<html><body style="font-family: sans-serif; font-size: 14px">']
-    if row.redelivery:
+    if redelivery:
         parts.append(f"<p><em>{e(REDELIVERY_NOTE)}</em></p>")
     if row.kind == "digest":
         parts.append(f"<p>Daily digest of {len(alerts)} alerts of study <b>{e(row.study_id)}</b>.</p>")
@@ -196,6 +195,51 @@ def build_html_body(
                  "</p><p style=\"color:#777\">safety-dash, sent automatically; replies are not read.</p>"
                  "</body></html>")  # fmt: skip
     return "".join(parts)
+
+
+def build_failure_notice_email(
+    row: Any,
+    about: Any,
+    alerts: Sequence[Any],
+    failures: Sequence[Any],
+    settings: Settings,
+    recipients: Sequence[str],
+    redelivery: bool = False,
+) -> EmailMessage:
+    """The email telling ``recipients`` that the message ``about`` (an outbox row carrying ``alerts``) could not be
+    delivered to the addresses of ``failures`` (rows of alert_outbox_recipients, with the server's reply)."""
+    if not failures:
+        raise ValueError(f"failure notice {row.id} names no failed delivery; nothing to report")
+    what = "the daily digest" if about.kind == "digest" else (f"alert '{alerts[0].title}'" if alerts else "an alert")
+    addresses = ", ".join(f.recipient for f in failures)
+    subject = f"[safety-dash] {about.study_id}: not delivered to {addresses}: {what}"
+    message = _start_message(row, subject, settings, recipients, redelivery)
+    lines = [REDELIVERY_NOTE, ""] if redelivery else []
+    lines += [f"The email of {what} (study {about.study_id}, Message-ID {about.message_id}) could not be "
+              "delivered to:", ""]  # fmt: skip
+    lines += [f"  {f.recipient}: {f.last_reply or 'refused'}" for f in failures]
+    lines += ["", "safety-dash will not try these addresses again for this message. Please forward the alert to "
+              "them, or correct the address in the study's rule file or SAFETY_DASH_ALERT_RECIPIENTS.", ""]  # fmt: skip
+    for alert in alerts:
+        lines += [alert.title, alert.summary, f"View: {alert_link(settings, alert)}", ""]
+    lines += [f"Delivery per recipient on the Alerts page: {alerts_page_link(settings, about.study_id)}",
+              "-- safety-dash, sent automatically; replies are not read."]  # fmt: skip
+    message.set_content("\n".join(lines) + "\n")
+    return message
+
+
+def _start_message(row: Any, subject: str, settings: Settings, recipients: Sequence[str], redelivery: bool):
+    message = EmailMessage(policy=MESSAGE_POLICY)
+    message["Subject"] = _one_line(subject)[:900]
+    message["From"] = settings.smtp_from
+    message["To"] = ", ".join(recipients)
+    message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
+    message["Message-ID"] = row.message_id
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Safety-Dash-Study"] = _one_line(row.study_id)
+    if redelivery:
+        message["X-Safety-Dash-Redelivery"] = "possible duplicate of an interrupted delivery"
+    return message
 
 
 def _numbers(evidence: dict) -> list[tuple[str, str]]:

@@ -7,8 +7,10 @@ condition came back. ``open_key`` holds the key while the episode is open or ack
 resolved; the unique constraint on (study_id, open_key) lets at most one unresolved episode exist per key, even
 when two evaluations of the same cut run at once (NULLs never collide, on SQLite and on PostgreSQL).
 
-The outbox holds one row per email message (``kind`` 'alert' or 'digest') and one row per alert that waits for
-its daily digest ('digest_item'); see :mod:`safety_dash.alerts.outbox` for the states and the delivery guarantee.
+The outbox holds one row per email message (``kind`` 'alert', 'digest' or 'failure_notice') and one row per alert
+that waits for its daily digest ('digest_item'); each message has one row per recipient in
+``alert_outbox_recipients`` with that recipient's delivery state. See :mod:`safety_dash.alerts.outbox` for the
+states and the delivery guarantee.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from safety_dash.db.models import Base, RunId, StudyId, utcnow
 
 ALERT_STATUSES = ("open", "acknowledged", "resolved")
-OUTBOX_KINDS = ("alert", "digest_item", "digest")
-OUTBOX_STATUSES = ("held", "pending", "sending", "sent", "digested")
+OUTBOX_KINDS = ("alert", "digest_item", "digest", "failure_notice")
+# A message is 'sent' when every recipient has it, 'failed' when no recipient waits and at least one failed.
+OUTBOX_STATUSES = ("held", "pending", "sending", "sent", "failed", "digested")
+DELIVERY_STATES = ("waiting", "sent", "failed")  # of one recipient of one message
 
 
 class Alert(Base):
@@ -106,3 +110,34 @@ class OutboxMessage(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (Index("ix_alert_outbox_status_next", "status", "next_attempt_at"),)
+
+
+class OutboxRecipient(Base):
+    """The delivery of one outbox message to one recipient: waiting (not yet tried, or a temporary failure with
+    its next attempt), sent (the server accepted it for this recipient) or failed (refused for good)."""
+
+    __tablename__ = "alert_outbox_recipients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("alert_outbox.id"), index=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(16))  # one of DELIVERY_STATES
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # SMTP transactions that included this recipient
+    deferrals: Mapped[int] = mapped_column(Integer, default=0)  # temporary (4xx) answers about this recipient
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Set when a sender takes the delivery, cleared when it records the outcome: still set on a delivery a sender
+    # abandoned (it died), whose message the server may have stored.
+    sending_since: Mapped[dt.datetime | None]
+    redelivery: Mapped[bool] = mapped_column(Boolean, default=False)  # an earlier attempt may have been delivered
+    last_code: Mapped[int | None] = mapped_column(Integer)  # the server's reply code of the last attempt
+    last_reply: Mapped[str | None] = mapped_column(Text)  # and its text, or the connection problem
+    sent_at: Mapped[dt.datetime | None]
+    failed_at: Mapped[dt.datetime | None]
+    reported_at: Mapped[dt.datetime | None]  # failed deliveries: when the failure was reported (once)
+    notice_id: Mapped[int | None] = mapped_column(ForeignKey("alert_outbox.id"), index=True)  # the email about it
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("outbox_id", "recipient", name="uq_alert_outbox_recipients_outbox_recipient"),
+        Index("ix_alert_outbox_recipients_status_next", "status", "next_attempt_at"),
+    )

@@ -1,4 +1,5 @@
-"""What the Alerts page needs: the alerts of a study with their evidence, and acknowledging one.
+"""What the Alerts page needs: the alerts of a study with their evidence, the delivery of an alert's email to each
+recipient, and acknowledging an alert.
 
 Monitors (and admins) acknowledge with a comment; who, in which role, when and the comment are recorded on the
 alert. Committee members read alerts but cannot acknowledge them.
@@ -6,13 +7,14 @@ alert. Committee members read alerts but cannot acknowledge them.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable
 
 import pandas as pd
 from sqlalchemy import Connection, select, update
 
-from safety_dash.alerts.models import ALERT_STATUSES, Alert
+from safety_dash.alerts.models import ALERT_STATUSES, Alert, OutboxMessage, OutboxRecipient
 from safety_dash.db.models import utcnow
 from safety_dash.db.queries import run_query
 
@@ -47,6 +49,69 @@ def list_alerts(connection: Connection, study_id: str, status: str | Iterable[st
         frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
     frame["cutoff"] = pd.to_datetime(frame["cutoff"]).dt.date
     return frame
+
+
+def list_deliveries(connection: Connection, alert_id: int) -> list[dict]:
+    """The deliveries of alert ``alert_id``'s email, one per recipient, in the order written: of its own message, or
+    of the daily digest that carried it; [] while no sender has taken the message (or it is held for its digest).
+
+    Keys: outbox_id and kind of the message, recipient, status (waiting, sent or failed), attempts, deferrals,
+    next_attempt_at, sent_at, failed_at, reported_at (UTC datetimes or None), last_code and last_reply (the server's
+    last answer), redelivery (sent again after an attempt whose outcome was unknown), notified_to (who the failure
+    notice went to) and notice_status.
+    """
+    item = connection.execute(
+        select(OutboxMessage.id, OutboxMessage.kind, OutboxMessage.digest_id)
+        .where(OutboxMessage.alert_id == alert_id, OutboxMessage.kind.in_(("alert", "digest_item")))
+        .order_by(OutboxMessage.id)
+    ).first()
+    message_id = None if item is None else item.digest_id if item.kind == "digest_item" else item.id
+    if message_id is None:
+        return []
+    kind = connection.execute(select(OutboxMessage.kind).where(OutboxMessage.id == message_id)).scalar_one()
+    rows = connection.execute(
+        select(OutboxRecipient.__table__).where(OutboxRecipient.outbox_id == message_id).order_by(OutboxRecipient.id)
+    ).fetchall()
+    notice_ids = {row.notice_id for row in rows if row.notice_id is not None}
+    notices = {
+        notice.id: notice
+        for notice in connection.execute(
+            select(OutboxMessage.id, OutboxMessage.recipients, OutboxMessage.status).where(
+                OutboxMessage.id.in_(notice_ids)
+            )
+        )
+    }
+    deliveries = []
+    for row in rows:
+        notice = notices.get(row.notice_id)
+        recipients = notice.recipients if notice is not None else []
+        deliveries.append(
+            {
+                "outbox_id": message_id,
+                "kind": kind,
+                "recipient": row.recipient,
+                "status": row.status,
+                "attempts": row.attempts,
+                "deferrals": row.deferrals,
+                "next_attempt_at": _utc(row.next_attempt_at),
+                "sent_at": _utc(row.sent_at),
+                "failed_at": _utc(row.failed_at),
+                "reported_at": _utc(row.reported_at),
+                "last_code": row.last_code,
+                "last_reply": row.last_reply,
+                "redelivery": bool(row.redelivery),
+                "notified_to": json.loads(recipients) if isinstance(recipients, str) else list(recipients or []),
+                "notice_status": notice.status if notice is not None else None,
+            }
+        )
+    return deliveries
+
+
+def _utc(moment: dt.datetime | None) -> dt.datetime | None:
+    """SQLite gives back naive datetimes; every stored time is UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=dt.UTC)
 
 
 def acknowledge_alert(connection: Connection, alert_id: int, username: str, role: str, comment: str) -> dict:

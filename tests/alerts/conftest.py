@@ -22,21 +22,50 @@ def find_free_port() -> int:
 
 
 class MailServer:
-    """An SMTP server keeping every accepted message; ``refuse`` makes it refuse that many DATA commands first."""
+    """An SMTP server keeping every accepted message, with scripted misbehaviour:
+
+    - ``refuse``: refuse that many DATA commands first (554);
+    - ``rcpt_replies``: {address: [reply, ...]}: the next RCPT replies for that address (the last one repeats;
+      a 2xx reply accepts the address);
+    - ``data_replies``: the next replies at the end of DATA (the last one repeats; a 2xx reply stores the message);
+    - ``drop_after_storing``: store that many messages, then close the connection without replying.
+    """
 
     def __init__(self, port: int):
         self.port = port
         self.messages: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
+        self.rcpt_log: list[str] = []  # every RCPT address asked, in order
+        self.data_attempts = 0
         self.refuse = 0
+        self.rcpt_replies: dict[str, list[str]] = {}
+        self.data_replies: list[str] = []
+        self.drop_after_storing = 0
         self.controller: Controller | None = None
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        self.rcpt_log.append(address)
+        replies = self.rcpt_replies.get(address)
+        reply = (replies.pop(0) if len(replies) > 1 else replies[0]) if replies else "250 OK"
+        if not reply.startswith("2"):
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
+        self.data_attempts += 1
         if self.refuse:
             self.refuse -= 1
             return "554 5.3.0 Transaction failed (refused on purpose by the test)"
+        replies = self.data_replies
+        reply = (replies.pop(0) if len(replies) > 1 else replies[0]) if replies else "250 OK"
+        if not reply.startswith("2"):
+            return reply
         self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        if self.drop_after_storing:
+            self.drop_after_storing -= 1
+            server.transport.close()  # stored, and the client never hears so
         return "250 OK"
 
     def start(self) -> MailServer:

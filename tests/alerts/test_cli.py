@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
+from sqlalchemy import update
 
+from safety_dash.alerts.models import OutboxMessage, OutboxRecipient
 from safety_dash.cli import main
+from safety_dash.db.engine import get_engine
+from safety_dash.db.models import utcnow
 from safety_dash.ingest.pipeline import ingest_extract
+from tests.alerts.helpers import insert_alert
 from tests.alerts.test_evaluate import COLITIS_INCIDENCE, CUTOFF, extract
 from tests.ingest.builders import write_extract
 
@@ -36,7 +42,7 @@ def test_alerts_check_then_send_delivers_once(environment, tmp_path, mail_server
     checked = json.loads(capsys.readouterr().out)
     assert (checked["run_id"], checked["study_id"], len(checked["fired"])) == (run_id, "T1", 1)
     assert main(["alerts", "send"]) == 0
-    assert capsys.readouterr().out.startswith("1 sent, 0 failed")
+    assert capsys.readouterr().out.startswith("2 sent, 0 waiting (will retry), 0 failed")
     assert main(["alerts", "check", "--study", "T1"]) == 0
     assert "0 new alerts, 1 still active" in capsys.readouterr().out
     assert main(["alerts", "send"]) == 0
@@ -44,14 +50,54 @@ def test_alerts_check_then_send_delivers_once(environment, tmp_path, mail_server
     assert mail_server.envelopes[0][1] == ["monitor@example.org", "deputy@example.org"]
 
 
-def test_alerts_send_exits_1_while_the_server_is_down(environment, tmp_path, capsys):
+def test_alerts_send_exits_3_while_the_server_is_down(environment, tmp_path, capsys):
     (environment.rules_dir / "T1.yaml").write_text(COLITIS_INCIDENCE, encoding="utf-8")
     folder = write_extract(tmp_path / "cut1", extract({"T1-A1": "2021-01-20", "T1-A2": "2021-02-01"}))
     ingest_extract(environment.database_url, folder, cutoff=CUTOFF)
     assert main(["alerts", "check"]) == 0
-    assert main(["alerts", "send"]) == 1
+    assert main(["alerts", "send"]) == 3
     captured = capsys.readouterr()
-    assert "0 sent, 1 failed (will retry)" in captured.out and "ConnectionRefusedError" in captured.err
+    assert "0 sent, 2 waiting (will retry), 0 failed" in captured.out
+    assert "outbox message 1 to deputy@example.org: ConnectionRefusedError" in captured.err
+
+
+def _send_json(capsys) -> tuple[int, str]:
+    code = main(["alerts", "send", "--json"])
+    return code, capsys.readouterr().out
+
+
+def _make_due(database_url: str) -> None:
+    """The retries are due now (the command reads the clock; the test does not wait out the backoff)."""
+    with get_engine(database_url).begin() as connection:
+        connection.execute(update(OutboxRecipient).values(next_attempt_at=utcnow() - dt.timedelta(seconds=1)))
+        connection.execute(update(OutboxMessage).values(next_attempt_at=utcnow() - dt.timedelta(seconds=1)))
+
+
+def test_alerts_send_json_counts_deliveries_and_exits_3_while_one_waits(environment, mail_server, capsys):
+    insert_alert(environment.database_url)  # to monitor@ and deputy@ (SAFETY_DASH_ALERT_RECIPIENTS)
+    mail_server.rcpt_replies = {"deputy@example.org": ["451 4.7.1 Greylisted, try again later"]}
+    assert _send_json(capsys) == (3, '{"sent": 1, "waiting": 1, "failed": 0}\n')
+    assert _send_json(capsys) == (3, '{"sent": 0, "waiting": 1, "failed": 0}\n')  # on its backoff: still 3
+    mail_server.rcpt_replies = {}
+    _make_due(environment.database_url)
+    assert _send_json(capsys) == (0, '{"sent": 1, "waiting": 0, "failed": 0}\n')
+    assert [envelope[1] for envelope in mail_server.envelopes] == [["monitor@example.org"], ["deputy@example.org"]]
+    assert _send_json(capsys) == (0, '{"sent": 0, "waiting": 0, "failed": 0}\n')
+
+
+def test_alerts_send_exits_1_when_a_delivery_fails_even_while_another_waits(
+    environment, mail_server, capsys, monkeypatch
+):
+    monkeypatch.setenv("SAFETY_DASH_ALERT_ADMIN", "admin@example.org")
+    insert_alert(environment.database_url)
+    mail_server.rcpt_replies = {"deputy@example.org": ["550 5.1.1 User unknown"],
+                                "monitor@example.org": ["451 4.7.1 Greylisted"]}  # fmt: skip
+    code = main(["alerts", "send", "--json"])
+    captured = capsys.readouterr()
+    # failed: deputy; waiting: monitor; sent: the failure notice to the admin (monitor's copy waits too)
+    assert (code, captured.out) == (1, '{"sent": 1, "waiting": 2, "failed": 1}\n')
+    assert "outbox message 1 to deputy@example.org: 550 5.1.1 User unknown (at RCPT TO)" in captured.err
+    assert _send_json(capsys) == (3, '{"sent": 0, "waiting": 2, "failed": 0}\n')  # failed once, reported once
 
 
 def test_alerts_check_reports_a_malformed_rule_file_with_its_line(environment, tmp_path, capsys):

@@ -1,9 +1,11 @@
-"""The Alerts page: the demo study's alerts listed by status, one alert's evidence, acknowledging as a monitor,
-refusals for a committee member and an empty comment (over HTTP), and a monitor's path in headless Chromium."""
+"""The Alerts page: the demo study's alerts listed by status, one alert's evidence and its email's delivery to
+each recipient, acknowledging as a monitor, refusals for a committee member and an empty comment (over HTTP), and a
+monitor's path in headless Chromium."""
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import shutil
 from pathlib import Path
@@ -13,7 +15,8 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
 
 from safety_dash.alerts.evaluate import evaluate_alerts_for_cut
-from safety_dash.alerts.review import list_alerts
+from safety_dash.alerts.outbox import deliver_outbox
+from safety_dash.alerts.review import list_alerts, list_deliveries
 from safety_dash.analysis import load_baskets
 from safety_dash.config import load_settings
 from safety_dash.db.engine import get_engine, upgrade_database
@@ -22,7 +25,9 @@ from safety_dash.ingest.pipeline import ingest_extract
 from safety_dash.web import ids
 from safety_dash.web.auth import create_user
 from safety_dash.web.dashcall import call_callback
+from safety_dash.web.pages.alerts import delivery_text
 from safety_dash.web.state import ViewState, state_href, state_to_search
+from tests.alerts.conftest import MailServer, find_free_port
 from tests.web.conftest import DEMO_SUBJECTS, PASSWORD, USERNAME, sign_in_client
 
 DEMO_RULES = Path(__file__).resolve().parents[2] / "safety_dash" / "alerts" / "demo_rules.yaml"
@@ -177,6 +182,64 @@ def test_the_detail_shows_numbers_subjects_records_and_the_view_link(monitor_cal
     assert f"Records ({len(alert['evidence']['records'])})" in detail
     assert out[ids.ALERTS_ACK_FORM]["hidden"] is False  # a monitor may acknowledge an open alert
     assert out[ids.ALERTS_DETAIL_TITLE]["children"].startswith(f"Alert {alert['alert_id']}: ")
+
+
+def test_the_detail_shows_the_delivery_to_each_recipient(monitor_call, alerts_db):
+    url = f"sqlite:///{alerts_db.path}"
+    server = MailServer(find_free_port()).start()
+    server.rcpt_replies = {"b@example.org": ["550 5.1.1 <b@example.org>: User unknown"],
+                           "c@example.org": ["451 4.7.1 Greylisted, try again later"]}  # fmt: skip
+    settings = dataclasses.replace(
+        load_settings(), database_url=url, smtp_host="127.0.0.1", smtp_port=server.port, smtp_user="",
+        smtp_starttls=False, alert_recipients=("a@example.org", "b@example.org", "c@example.org"),
+        alert_admin="admin@example.org",
+    )  # fmt: skip
+    try:
+        report = deliver_outbox(get_engine(url), settings)
+    finally:
+        server.stop()
+    assert report.sent and report.failed and report.deferred
+    alerts = _alerts(alerts_db)
+    alert_id = int(alerts.loc[alerts["delivery"] == "immediate", "alert_id"].iloc[0])
+    with get_engine(url).connect() as connection:
+        deliveries = {d["recipient"]: d for d in list_deliveries(connection, alert_id)}
+    assert {r: d["status"] for r, d in deliveries.items()} == {"a@example.org": "sent", "b@example.org": "failed",
+                                                               "c@example.org": "waiting"}  # fmt: skip
+    detail = _text(_detail(monitor_call, alerts_db, alert_id)[ids.ALERTS_DETAIL]["children"])
+    assert "Email delivery per recipient (email)" in detail
+    for delivery in deliveries.values():
+        assert json.dumps(delivery_text(delivery)) in detail
+    assert "550 5.1.1 <b@example.org>: User unknown (at RCPT TO)" in detail
+    assert "reported by email to admin@example.org, a@example.org, c@example.org" in detail
+    next_attempt = deliveries["c@example.org"]["next_attempt_at"].strftime("%Y-%m-%d %H:%M")
+    assert f"next attempt {next_attempt} UTC" in detail
+
+
+def test_delivery_text_says_when_sent_when_next_tried_and_why_failed():
+    at = dt.datetime(2024, 5, 1, 9, 30, tzinfo=dt.UTC)
+    base = {"recipient": "b@example.org", "attempts": 1, "last_reply": None, "redelivery": False,
+            "notified_to": [], "notice_status": None, "reported_at": None}  # fmt: skip
+    cases = [
+        # sent at once, after retries, and again after an interrupted attempt
+        ({"status": "sent", "sent_at": at}, "sent 2024-05-01 09:30 UTC"),
+        ({"status": "sent", "sent_at": at, "attempts": 3}, "sent 2024-05-01 09:30 UTC after 3 attempts"),
+        ({"status": "sent", "sent_at": at, "attempts": 2, "redelivery": True},
+         "sent 2024-05-01 09:30 UTC after 2 attempts · sent again after an interrupted attempt: the recipient may "
+         "have two copies"),
+        # waiting: not tried yet, or refused for now
+        ({"status": "waiting", "attempts": 0, "next_attempt_at": at}, "not tried yet · due 2024-05-01 09:30 UTC"),
+        ({"status": "waiting", "attempts": 2, "next_attempt_at": at, "last_reply": "451 4.7.1 Greylisted (at RCPT TO)"},
+         "next attempt 2024-05-01 09:30 UTC · 2 attempts so far · last answer: 451 4.7.1 Greylisted (at RCPT TO)"),
+        # failed: reported by email, or only in the log
+        ({"status": "failed", "failed_at": at, "last_reply": "550 5.1.1 User unknown (at RCPT TO)",
+          "notified_to": ["admin@example.org"], "notice_status": "sent", "reported_at": at},
+         "failed 2024-05-01 09:30 UTC after 1 attempt · server's reply: 550 5.1.1 User unknown (at RCPT TO) · "
+         "reported by email to admin@example.org (sent)"),
+        ({"status": "failed", "failed_at": at, "last_reply": "550 5.7.1 Spam (at end of DATA)", "reported_at": at},
+         "failed 2024-05-01 09:30 UTC after 1 attempt · server's reply: 550 5.7.1 Spam (at end of DATA) · reported "
+         "in the log only (nobody else to tell; set SAFETY_DASH_ALERT_ADMIN)"),
+    ]  # fmt: skip
+    assert [delivery_text(base | delivery) for delivery, _ in cases] == [expected for _, expected in cases]
 
 
 def test_a_monitor_acknowledges_with_a_comment(monitor_call, alerts_db):

@@ -1,7 +1,9 @@
-"""Alerts: the alerts of the study (open, acknowledged, resolved) with their evidence and a link to the view they
-are about. A monitor (or admin) acknowledges an open alert with a comment; who, when and the comment are recorded.
-Committee members read alerts but cannot acknowledge them: the form is not shown to them, and the acknowledging
-callback asks :func:`~safety_dash.alerts.review.acknowledge_alert` with the session user's role, which refuses.
+"""Alerts: the alerts of the study (open, acknowledged, resolved) with their evidence, the delivery of each alert's
+email to every recipient (sent, waiting with its next attempt, failed with the server's reply) and a link to the
+view they are about. A monitor (or admin) acknowledges an open alert with a comment; who, when and the comment
+are recorded. Committee members read alerts but cannot acknowledge them: the form is not shown to them, and the
+acknowledging callback asks :func:`~safety_dash.alerts.review.acknowledge_alert` with the session user's role,
+which refuses.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pandas as pd
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from safety_dash.alerts.review import ACKNOWLEDGING_ROLES, acknowledge_alert, list_alerts
+from safety_dash.alerts.review import ACKNOWLEDGING_ROLES, acknowledge_alert, list_alerts, list_deliveries
 from safety_dash.web import ids
 from safety_dash.web.components import (
     GRID_THEME,
@@ -325,8 +327,62 @@ def safe_view_path(path: Any) -> str | None:
     return path
 
 
-def build_detail(alert: dict) -> list:
-    """The evidence of one alert: what fired, the numbers, the subjects and records, and the link to the view."""
+DELIVERY_BADGES = {"sent": "badge-ok", "waiting": "badge-warn", "failed": "badge-danger"}
+
+
+def delivery_text(delivery: dict) -> str:
+    """One recipient's delivery in a sentence: when it was sent; when it is tried next and why; or why it failed
+    and to whom that was reported."""
+    attempts = int(delivery.get("attempts") or 0)
+    tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+    reply = delivery.get("last_reply")
+    status = delivery.get("status")
+    if status == "sent":
+        text = f"sent {format_time(delivery.get('sent_at'))} UTC" + (f" after {tries}" if attempts > 1 else "")
+        if delivery.get("redelivery"):
+            text += " · sent again after an interrupted attempt: the recipient may have two copies"
+        return text
+    if status == "waiting":
+        if not attempts:
+            return f"not tried yet · due {format_time(delivery.get('next_attempt_at'))} UTC"
+        text = f"next attempt {format_time(delivery.get('next_attempt_at'))} UTC · {tries} so far"
+        return text + (f" · last answer: {reply}" if reply else "")
+    text = f"failed {format_time(delivery.get('failed_at'))} UTC after {tries} · server's reply: {reply or 'none'}"
+    notified = delivery.get("notified_to") or []
+    if notified:
+        text += f" · reported by email to {', '.join(notified)} ({delivery.get('notice_status') or 'queued'})"
+    elif not _missing(delivery.get("reported_at")):
+        text += " · reported in the log only (nobody else to tell; set SAFETY_DASH_ALERT_ADMIN)"
+    return text
+
+
+def build_deliveries(deliveries: list[dict]) -> html.Div:
+    """The email of the alert, recipient by recipient: state badge and what happened."""
+    kind = "the daily digest carrying this alert" if deliveries and deliveries[0]["kind"] == "digest" else "email"
+    rows = [
+        html.Tr(
+            [
+                html.Td(d["recipient"]),
+                html.Td(html.Span(d["status"], className=f"badge {DELIVERY_BADGES.get(d['status'], 'badge-info')}")),
+                html.Td(delivery_text(d)),
+            ],
+            className=f"delivery-{d['status']}",
+        )
+        for d in deliveries
+    ]
+    head = html.Thead(html.Tr([html.Th("Recipient"), html.Th("Delivery"), html.Th("Detail")]))
+    return html.Div(
+        [
+            html.H3(f"Email delivery per recipient ({kind})", className="minor"),
+            html.Div(html.Table([head, html.Tbody(rows)], className="small-table"), className="table-wrap"),
+        ],
+        className="alert-deliveries",
+    )
+
+
+def build_detail(alert: dict, deliveries: list[dict] | None = None) -> list:
+    """The evidence of one alert: what fired, the numbers, the subjects and records, the link to the view, and the
+    delivery of its email to each recipient."""
     evidence = alert.get("evidence") or {}
     state = ViewState(study=alert["study_id"], cut=int(alert["run_id"]))
     status = alert.get("status") or ""
@@ -351,6 +407,8 @@ def build_detail(alert: dict) -> list:
         facts,
         html.P(email_detail(alert), className="muted small alert-email"),
     ]
+    if deliveries:
+        children.append(build_deliveries(deliveries))
     acknowledged_by = alert.get("acknowledged_by")
     if acknowledged_by:
         role = alert.get("acknowledged_role")
@@ -397,6 +455,12 @@ def find_alert(engine, study_id: str, alert_id: int) -> dict | None:
         alerts = list_alerts(connection, study_id)
     found = alerts.loc[alerts["alert_id"] == int(alert_id)]
     return found.iloc[0].to_dict() if not found.empty else None
+
+
+def find_deliveries(engine, alert_id: int) -> list[dict]:
+    """The delivery of alert ``alert_id``'s email to each recipient."""
+    with engine.connect() as connection:
+        return list_deliveries(connection, int(alert_id))
 
 
 def register_callbacks(app: Dash) -> None:
@@ -463,7 +527,8 @@ def register_callbacks(app: Dash) -> None:
         if alert["status"] == "open" and not can_acknowledge:
             note = html.P(COMMITTEE_NOTE if role == "committee" else "Your role cannot acknowledge alerts.",
                           className="read-only-note")  # fmt: skip
-        return title, build_detail(alert), not can_acknowledge, note
+        deliveries = find_deliveries(view.context.engine, int(alert_id))
+        return title, build_detail(alert, deliveries), not can_acknowledge, note
 
     @app.callback(
         Output(ids.ALERTS_ACK_MESSAGE, "children", allow_duplicate=True),
