@@ -24,7 +24,13 @@ Planted on purpose (the returned summary's ``planted`` lists them with USUBJID a
 - two subjects consented but never dosed; a few pre-treatment AEs; AEs after the last dose, within and
   beyond 90 days; ongoing subjects (RFXENDTC empty) and ongoing AEs (AEENDTC empty);
 - three grade 5 events: a pneumonitis in cut1, a myocarditis first in cut2, and a pneumonitis that is grade 3
-  and ongoing at cut2 and becomes fatal (grade 5, AEOUT FATAL) in cut3.
+  and ongoing at cut2 and becomes fatal (grade 5, AEOUT FATAL) in cut3;
+- two signals for the Signals page (DOMAIN.md §7), drawn from a random stream of their own so that everything
+  above is the same without them: hepatitis *rising* in "Ph Ib NSCLC" (a 5 mg/kg cohort), where one in five
+  subjects at risk after cut2's cutoff gets a grade 1-2 hepatitis before cut3's; and "Ph Ib NPC" *out of line*
+  for hypothyroidism (about three times the other cohorts' rate, in every cut). With the default arguments the
+  signals of cut2 flag only the latter, and those of cut3 only these two (hepatitis rising in NSCLC and in ALL,
+  NSCLC out of line for it, NPC for hypothyroidism); tests/ingest/test_demo.py lists the rows.
 
 pyreadstat stamps the write time into the transport header; :func:`save_xpt` overwrites that stamp with the
 cut's cutoff date, so the same arguments give byte-identical files (with the same numpy version).
@@ -102,6 +108,12 @@ FATAL_PLANTS = [
     ("Myocarditis", CUTOFFS["cut2"] - dt.timedelta(days=90), 9, None),
     ("Pneumonitis", CUTOFFS["cut2"] - dt.timedelta(days=12), 28, 3),
 ]
+# The two signals of the Signals page (DOMAIN.md §7), drawn from a random stream of their own so that the rest of
+# the study is the same with or without them. Rising: (PT, cohort, share of the cohort's subjects still at risk
+# after cut2's cutoff who get a first such event between cut2's and cut3's cutoffs). Out of line: (PT, cohort,
+# probability that a subject of the cohort without the PT gets one at the PT's usual onset times, in every cut).
+RISING_SIGNAL = ("Hepatitis", "Ph Ib NSCLC", 0.2)
+COHORT_SIGNAL = ("Hypothyroidism", "Ph Ib NPC", 0.25)
 
 LABELS = {
     "STUDYID": "Study Identifier", "DOMAIN": "Domain Abbreviation", "USUBJID": "Unique Subject Identifier",
@@ -148,6 +160,7 @@ class Event:
     stdtc: str | None = None  # a partial onset date, shown instead of `onset`
     overrides: dict[str, dict[str, str]] = field(default_factory=dict)  # per cut name: column -> value
     only_in: tuple[str, ...] | None = None
+    planted: bool = False  # one of the planted signals' events: never picked for a record edit
 
 
 @dataclass
@@ -187,6 +200,7 @@ def write_demo_study(outdir: Path, n_subjects: int = 500, seed: int = 1706) -> d
     planted = plant_subject_events(subjects, rng)
     for subject in subjects:
         simulate_course(subject, rng)
+    signals = plant_signals(subjects, np.random.default_rng([seed, 7]))
     for subject in subjects:
         subject.events.sort(key=lambda e: (e.onset, e.decod))
         for seq, event in enumerate(subject.events, start=1):
@@ -196,6 +210,9 @@ def write_demo_study(outdir: Path, n_subjects: int = 500, seed: int = 1706) -> d
         (s.usubjid, e.seq, e.decod, next(k for k, c in CUTOFFS.items() if e.end <= c)) for s, e in planted["fatal"]
     ]
     planted["fatal"] = [dict(zip(("usubjid", "aeseq", "aedecod", "first_cut"), row, strict=True)) for row in fatal]
+    for kind, pairs in signals.items():
+        keys = ("usubjid", "aeseq", "aedecod", "cohort")
+        planted[kind] = [dict(zip(keys, (s.usubjid, e.seq, e.decod, s.cohort), strict=True)) for s, e in pairs]
     summary = {"studyid": STUDYID, "n_subjects": n_subjects, "seed": seed, "cuts": {}, "planted": planted}
     for name, cutoff in CUTOFFS.items():
         folder = outdir / name
@@ -361,9 +378,68 @@ def simulate_course(subject: Subject, rng: np.random.Generator) -> None:
     subject.events = kept
 
 
+def plant_signals(subjects: list[Subject], rng: np.random.Generator) -> dict[str, list[tuple[Subject, Event]]]:
+    """The rising and the out-of-line signal of the Signals page, added to the simulated courses.
+
+    ``signal_rising`` (:data:`RISING_SIGNAL`): hepatitis becomes frequent in the NSCLC cohort (5 mg/kg) after
+    cut2's cutoff. Of the cohort's subjects at risk then (dosed, no hepatitis yet, from two weeks after the first
+    dose to 60 days after the last one, before death), a share drawn with weights by their days at risk gets a
+    grade 1-2 hepatitis on a random day of that span up to cut3's cutoff: a hazard switched on at cut2.
+    ``signal_cohort`` (:data:`COHORT_SIGNAL`): hypothyroidism at the PT's usual onset times in extra subjects of
+    the nasopharyngeal cohort (most had neck radiotherapy), grade 1-2, from the study's start. Both stay grade <= 2
+    and not serious, so no alert rule of the demo fires on them. Returns the (subject, event) pairs per signal.
+    """
+    decod, cohort, share = RISING_SIGNAL
+    t0, t1 = CUTOFFS["cut2"], CUTOFFS["cut3"]
+    spans = []
+    for s in subjects:
+        if s.cohort != cohort or not s.doses or any(e.decod == decod for e in s.events):
+            continue
+        start = max(t0 + dt.timedelta(days=1), s.first_dose + dt.timedelta(days=14))
+        stop = min(t1, s.doses[-1] + dt.timedelta(days=60), (s.death or t1) - dt.timedelta(days=1))
+        if stop >= start:
+            spans.append((s, start, stop))
+    days = np.array([(stop - start).days + 1 for _, start, stop in spans], dtype=float)
+    chosen = rng.choice(len(spans), size=round(share * len(spans)), replace=False, p=days / max(days.sum(), 1.0))
+    rising = []
+    for s, start, stop in (spans[int(i)] for i in sorted(chosen)):
+        onset = start + dt.timedelta(days=int(rng.integers(0, (stop - start).days + 1)))
+        length = int(round(SPECS[decod][6] * np.exp(0.7 * rng.normal()))) + 1
+        event = _plant_event(s, decod, onset, length, rng)
+        event.acn = "DRUG INTERRUPTED" if event.grade == 2 and onset <= s.end else event.acn
+        rising.append((s, event))
+
+    decod, cohort, extra = COHORT_SIGNAL
+    onset_median, sigma = SPECS[decod][4:6]
+    out_of_line = []
+    for s in subjects:
+        if s.cohort != cohort or not s.doses or any(e.decod == decod for e in s.events) or rng.random() >= extra:
+            continue
+        day = max(1, int(round(onset_median * np.exp(sigma * rng.normal()))))
+        onset = s.first_dose + dt.timedelta(days=day)
+        length = None if rng.random() < 0.6 else int(round(120 * np.exp(0.7 * rng.normal()))) + 1
+        if onset > min(HORIZON, s.end + dt.timedelta(days=90)) or (s.death is not None and onset >= s.death):
+            continue
+        out_of_line.append((s, _plant_event(s, decod, onset, length, rng)))
+    return {"signal_rising": rising, "signal_cohort": out_of_line}
+
+
+def _plant_event(s: Subject, decod: str, onset: dt.date, length: int | None, rng: np.random.Generator) -> Event:
+    """A grade 1-2, non-serious planted event of ``s`` lasting ``length`` days (None: ongoing), added to its AEs."""
+    grade = 2 if rng.random() < 0.6 else 1
+    event = _event(decod, onset, grade, rng, rel=_draw_rel(SPECS[decod][8], SPECS[decod][7], rng), planted=True)
+    event.end = None if length is None else onset + dt.timedelta(days=length)
+    if s.death is not None and (event.end is None or event.end > s.death):
+        event.end = None
+    event.acn = "DOSE NOT CHANGED" if onset <= s.end else "NOT APPLICABLE"
+    s.events.append(event)
+    return event
+
+
 def plant_record_edits(subjects: list[Subject], rng: np.random.Generator) -> dict:
     """Partial onset dates, cut1 duplicates removed later, cut2 bad rows and per-cut data queries."""
-    pool = [(s, e) for s in subjects for e in s.events if not e.fatal and e.grade <= 2 and e.escalate is None]
+    pool = [(s, e) for s in subjects for e in s.events if not e.fatal and not e.planted]
+    pool = [(s, e) for s, e in pool if e.grade <= 2 and e.escalate is None]
     pool = [(s, e) for s, e in pool if e.onset >= s.first_dose]
     taken: set[int] = set()
 

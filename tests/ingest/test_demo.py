@@ -10,7 +10,13 @@ import pandas as pd
 import pyreadstat
 import pytest
 
+from safety_dash.analysis import CutContext, prepare_cut_frames
 from safety_dash.ingest.demo import CUTOFFS, STUDYID, write_demo_study
+from safety_dash.ingest.pipeline import read_extract
+from safety_dash.ingest.validate import validate_extract
+from safety_dash.metrics.events import DEFAULT_RELATED, derive_events
+from safety_dash.metrics.exposure import DEFAULT_WINDOW_DAYS, derive_subject_exposure
+from safety_dash.metrics.signals import compute_signals
 
 CUTS = ("cut1", "cut2", "cut3")
 DOMAINS = ("dm", "ex", "ae")
@@ -314,3 +320,96 @@ def test_write_demo_study_default_cut_sizes(default):
     assert 150 <= sizes[0] < sizes[1] < sizes[2] == 500
     assert dt.date.fromisoformat(summary["cuts"]["cut1"]["cutoff"]) == dt.date(2022, 3, 31)
     assert (cuts["cut3"]["dm"]["COHORT"].str.startswith("Ph Ib")).mean() > 0.7
+
+
+# the planted signals (DOMAIN.md §7), computed from the files without a database
+
+HEPATITIS, HYPOTHYROIDISM = "Hepatitis", "Hypothyroidism"
+HEP, ENDO = "Hepatobiliary disorders", "Endocrine disorders"
+NSCLC, NPC = "Ph Ib NSCLC", "Ph Ib NPC"
+
+
+def derive_cut_frames(folder: Path, cutoff: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(subjects, events) of one cut as ingestion derives them: the files read and validated (cut2's bad rows go to
+    quarantine), the cohort column and AE_ID added as for a stored cut, then the exposure and event metrics."""
+    extract = validate_extract(read_extract(folder), STUDYID)
+    dm, ex, ae = (extract.frames[domain] for domain in DOMAINS)
+    ae = ae.assign(ID=range(1, len(ae) + 1))  # the AE version id a stored cut gives each record
+    cut = CutContext(0, STUDYID, cutoff, DEFAULT_WINDOW_DAYS, None, DEFAULT_RELATED)
+    dm, ex, ae = prepare_cut_frames(cut, dm, ex, ae)
+    subjects = derive_subject_exposure(dm, ex, cut.cutoff, cut.window_days)
+    events = derive_events(ae, subjects, cut.cutoff, cut.window_days, cut.related_values, cut.episode_key)
+    return subjects, events
+
+
+@pytest.fixture(scope="module")
+def default_signals(default) -> dict[str, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
+    """Per cut of the default study: (signals by PT and cohort against the previous cut, subjects, events)."""
+    outdir, _, _ = default
+    out, previous = {}, None
+    for cut in CUTS:
+        subjects, events = derive_cut_frames(outdir / cut, CUTOFFS[cut])
+        signals = compute_signals(events, subjects, "pt", "COHORT_GROUP", previous, CUTOFFS[cut])
+        out[cut], previous = (signals, subjects, events), CUTOFFS[cut]
+    return out
+
+
+def flagged_rows(signals: pd.DataFrame) -> list[tuple]:
+    return [tuple(row) for row in signals.loc[signals["flagged"], ["test", "group", "soc", "pt", "x1", "x0"]].values]
+
+
+def test_write_demo_study_planted_signal_events(default):
+    _, summary, cuts = default
+    rising, cohort = summary["planted"]["signal_rising"], summary["planted"]["signal_cohort"]
+    assert (len(rising), len(cohort)) == (14, 14)
+    assert {(r["aedecod"], r["cohort"]) for r in rising} == {(HEPATITIS, NSCLC)}
+    assert {(r["aedecod"], r["cohort"]) for r in cohort} == {(HYPOTHYROIDISM, NPC)}
+    ae = {cut: keyed(cuts[cut]["ae"]) for cut in CUTS}
+    planted = ae["cut3"].loc[[(r["usubjid"], r["aeseq"]) for r in rising + cohort]]
+    # grade 1-2 and not serious: no alert rule of the demo fires on them
+    assert set(planted["AETOXGR"]) <= {"1", "2"} and set(planted["AESER"]) == {"N"}
+    assert set(planted["AESTDTC"].str.len()) == {10}
+    # the rising hepatitis events all begin between cut2's and cut3's cutoffs, each a subject's first hepatitis
+    onsets = ae["cut3"].loc[[(r["usubjid"], r["aeseq"]) for r in rising], "AESTDTC"]
+    assert (onsets > CUTOFFS["cut2"].isoformat()).all() and (onsets <= CUTOFFS["cut3"].isoformat()).all()
+    per_subject = ae["cut3"].query("AEDECOD == @HEPATITIS").groupby(level="USUBJID").size()
+    assert (per_subject[[r["usubjid"] for r in rising]] == 1).all()
+    # the out-of-line hypothyroidism events show up from the first cut on
+    known = [sum((r["usubjid"], r["aeseq"]) in ae[cut].index for r in cohort) for cut in CUTS]
+    assert 0 < known[0] < known[1] < known[2] == len(cohort)
+
+
+def test_compute_signals_on_the_demo_cut1_flags_nothing(default_signals):
+    signals, _, _ = default_signals["cut1"]
+    # the first cut of a study has no rising rows; NPC's hypothyroidism is not yet out of line enough
+    assert set(signals["test"]) == {"cohort"}
+    assert flagged_rows(signals) == []
+
+
+def test_compute_signals_on_the_demo_cut2_flags_only_the_out_of_line_cohort(default_signals):
+    signals, _, _ = default_signals["cut2"]
+    # nothing rises between cut1 and cut2: no rising row is flagged in any group
+    assert flagged_rows(signals) == [("cohort", NPC, ENDO, HYPOTHYROIDISM, 18, 36)]
+
+
+def test_compute_signals_on_the_demo_cut3_flags_exactly_the_planted_signals(default, default_signals):
+    _, summary, _ = default
+    signals, subjects, events = default_signals["cut3"]
+    assert flagged_rows(signals) == [
+        ("rising", "ALL", HEP, HEPATITIS, 15, 6),  # the 14 planted NSCLC subjects and one other after cut2
+        ("rising", NSCLC, HEP, HEPATITIS, 14, 2),
+        ("cohort", NPC, ENDO, HYPOTHYROIDISM, 27, 48),
+        ("cohort", NSCLC, HEP, HEPATITIS, 16, 5),  # the rise makes NSCLC out of line for hepatitis too
+    ]
+    rows = signals.set_index(["test", "group", "pt"])
+    rising_all, rising_nsclc = rows.loc[("rising", "ALL", HEPATITIS)], rows.loc[("rising", NSCLC, HEPATITIS)]
+    assert rising_all["rate_ratio"] == pytest.approx(4.52, abs=0.01) and rising_all["rr_ci_low"] > 1.5
+    assert rising_all["p_one_sided"] < 0.001 and rising_all["q_soc"] == pytest.approx(0.0146, abs=0.001)
+    assert rising_nsclc["rate_ratio"] > 10 and rising_nsclc["q_pt"] < 0.001 and rising_nsclc["q_soc"] < 0.002
+    npc = rows.loc[("cohort", NPC, HYPOTHYROIDISM)]
+    assert npc["rate_ratio"] == pytest.approx(2.88, abs=0.01) and npc["rr_ci_low"] > 1.5 and npc["q_soc"] < 0.002
+    # the x1 of NSCLC's rising hepatitis are exactly the planted subjects (those a listing marks as new)
+    first = events[events["COUNTED"] & (events["PT"] == HEPATITIS)].groupby("USUBJID")["ASTDT"].min()
+    cohort = subjects.set_index("USUBJID")["COHORT_GROUP"]
+    new = first[(first > pd.Timestamp(CUTOFFS["cut2"])) & (cohort[first.index] == NSCLC)]
+    assert sorted(new.index) == sorted(r["usubjid"] for r in summary["planted"]["signal_rising"])
