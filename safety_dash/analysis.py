@@ -37,6 +37,7 @@ class CutContext:
     window_days: int
     cohort_column: str | None
     related_values: frozenset[str]
+    episode_key: str | None = None
 
 
 def load_cut_context(connection, run_id: int) -> CutContext:
@@ -52,6 +53,7 @@ def load_cut_context(connection, run_id: int) -> CutContext:
         window_days=int(row["window_days"]),
         cohort_column=row["cohort_column"] or None,
         related_values=frozenset(v.strip().upper() for v in row["related_values"].split(",") if v.strip()),
+        episode_key=row["episode_key"] or None,
     )
 
 
@@ -99,7 +101,7 @@ def derive_cut(
     else:
         dm, ex, ae = prepare_cut_frames(cut, records["dm"], records["ex"], records["ae"])
     subjects = derive_subject_exposure(dm, ex, cut.cutoff, cut.window_days)
-    events = derive_events(ae, subjects, cut.cutoff, cut.window_days, cut.related_values)
+    events = derive_events(ae, subjects, cut.cutoff, cut.window_days, cut.related_values, cut.episode_key)
     connection.execute(delete(DerivedEvent).where(DerivedEvent.run_id == run_id))
     connection.execute(delete(DerivedSubject).where(DerivedSubject.run_id == run_id))
     bulk_insert(connection, DerivedSubject.__table__, _subject_rows(subjects, run_id))
@@ -122,12 +124,12 @@ def load_derived_frames(bind, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     subjects["SAFFL"] = subjects["SAFFL"].astype(bool)
     subjects["DAYS_AT_RISK"] = pd.to_numeric(subjects["DAYS_AT_RISK"]).astype("Int64")
     events = _upper_text(run_query(bind, "derived_events", run_id=run_id)).rename(columns={"AE_VERSION_ID": "AE_ID"})
-    for column in ("AE_ID", "VALID_FROM_RUN"):
+    for column in ("AE_ID", "VALID_FROM_RUN", "EVENT_ID"):
         events[column] = events[column].astype(int)
     events["ASTDT"] = pd.to_datetime(events["ASTDT"].replace("", None))
     for column in ("ASTDY", "GRADE"):
         events[column] = pd.to_numeric(events[column]).astype("Int64")
-    for column in ("TRTEMFL", "AFTER_CUTOFF", "SERIOUS", "RELATED", "UNCODED"):
+    for column in ("TRTEMFL", "AFTER_CUTOFF", "COUNTED", "AFTER_DEATH", "SERIOUS", "RELATED", "UNCODED"):
         events[column] = events[column].astype(bool)
     return subjects, events
 
@@ -209,6 +211,9 @@ def _event_rows(events: pd.DataFrame, run_id: int) -> pd.DataFrame:
             "trtemfl": events["TRTEMFL"].astype(bool),
             "window_label": events["WINDOW_LABEL"],
             "after_cutoff": events["AFTER_CUTOFF"].astype(bool),
+            "counted": events["COUNTED"].astype(bool),
+            "after_death": events["AFTER_DEATH"].astype(bool),
+            "event_id": events["EVENT_ID"].astype(int),
             "grade": events["GRADE"].astype("Int64"),
             "grade_source": events["GRADE_SOURCE"],
             "serious": events["SERIOUS"].astype(bool),

@@ -33,16 +33,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from safety_dash.ingest.summary import format_run_summary
 
     settings = load_settings()
+    if args.cutoff and args.cutoff > dt.date.today():
+        print(
+            f"warning: --cutoff {args.cutoff.isoformat()} is in the future; nothing after today exists yet",
+            file=sys.stderr,
+        )
     upgrade_database(settings.database_url)
-    result = ingest_extract(settings.database_url, Path(args.path), args.study, args.cutoff)
-    alerts_message = None
-    if result.status == "succeeded":
-        from safety_dash.jobs import follow_up_cut
+    result = ingest_extract(
+        settings.database_url, Path(args.path), args.study, args.cutoff, accept_large_change=args.accept_large_change
+    )
+    from safety_dash.jobs import follow_up_pending_cuts
 
-        alerts_message = follow_up_cut(settings, result.run_id)
+    alerts_messages = follow_up_pending_cuts(settings, result.study_id)
     print(json.dumps(result.to_json()) if args.json else format_run_summary(result))
-    if alerts_message and not args.json:
-        print(f"\nAlerts: {alerts_message}")
+    if alerts_messages and not args.json:
+        print("\nAlerts: " + "\n        ".join(alerts_messages))
     return result.exit_code
 
 
@@ -112,6 +117,9 @@ def cmd_study_set(args: argparse.Namespace) -> int:
         ae_key_columns=args.ae_key,
         related_values=args.related,
         ctcae_version=args.ctcae_version,
+        episode_key=args.episode_key,
+        max_removed_pct=args.max_removed_pct,
+        max_quarantined_pct=args.max_quarantined_pct,
     )
     print(json.dumps(study, indent=2))
     return 0
@@ -129,6 +137,7 @@ def cmd_alerts_check(args: argparse.Namespace) -> int:
     """Evaluate the alert rules on the newest cut of each study (or --study, --run) and queue new alerts' emails."""
     from safety_dash.alerts.evaluate import find_latest_cuts
     from safety_dash.db.engine import get_engine
+    from safety_dash.db.queries import run_query
     from safety_dash.jobs import evaluate_alerts
 
     settings = load_settings()
@@ -137,7 +146,8 @@ def cmd_alerts_check(args: argparse.Namespace) -> int:
         run_ids = [args.run]
     else:
         with get_engine(settings.database_url).connect() as connection:
-            run_ids = find_latest_cuts(connection, args.study)
+            pending = run_query(connection, "cuts_not_evaluated", study_id=args.study)["run_id"].astype(int).tolist()
+            run_ids = sorted(set(pending) | set(find_latest_cuts(connection, args.study)))
         if not run_ids:
             raise ValueError(f"no data cut of {args.study or 'any study'} yet; ingest an extract first")
     results = [evaluate_alerts(settings, run_id) for run_id in run_ids]
@@ -147,16 +157,17 @@ def cmd_alerts_check(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts_send(args: argparse.Namespace) -> int:
-    """Deliver the alert emails the outbox holds now (exit code 1 when some failed; they are retried later)."""
+    """Deliver the alert emails the outbox holds now (exit code 0: nothing failed or waits; 1: a delivery failed
+    for good in this call; 3: deliveries wait for a retry)."""
     from safety_dash.jobs import send_outbox
 
     settings = load_settings()
     upgrade_database(settings.database_url)
     report = send_outbox(settings)
     print(json.dumps(report.to_json()) if args.json else report.message)
-    for message_id, error in report.errors.items():
-        print(f"outbox message {message_id}: {error}", file=sys.stderr)
-    return 1 if report.failed else 0
+    for where, error in report.errors.items():
+        print(f"outbox message {where}: {error}", file=sys.stderr)
+    return report.exit_code
 
 
 def cmd_users_add(args: argparse.Namespace) -> int:
@@ -201,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--study", help="study id (default: the STUDYID in DM)")
     ingest.add_argument("--cutoff", type=_date, help="data cutoff YYYY-MM-DD (default: cutoff.txt in PATH, else today)")
     ingest.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
+    ingest.add_argument(
+        "--accept-large-change",
+        action="store_true",
+        help="load even when the run removes or quarantines more of a domain than the study's limits allow",
+    )
 
     demo = add("demo", cmd_demo)
     demo.add_argument("outdir")
@@ -234,6 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
     study_set.add_argument("--ae-key", help="AE record key columns, e.g. USUBJID,AESPID,AETERM,AESTDTC")
     study_set.add_argument("--related", help="AEREL values counted as related, comma-separated")
     study_set.add_argument("--ctcae-version", choices=("5.0", "6.0"))
+    study_set.add_argument(
+        "--episode-key", help="AE column (e.g. AEGRPID) whose equal values per subject and PT make one event; '' unsets"
+    )
+    study_set.add_argument(
+        "--max-removed-pct", type=float, metavar="PCT", help="refuse a run removing more of a domain's records (10)"
+    )
+    study_set.add_argument(
+        "--max-quarantined-pct", type=float, metavar="PCT", help="refuse a run quarantining more of a domain (10)"
+    )
 
     alerts_commands = group("alerts", "Threshold alerts: evaluate the rules, send the emails.")
     alerts_check = alerts_commands.add_parser("check", help=cmd_alerts_check.__doc__)
@@ -243,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     alerts_check.add_argument("--json", action="store_true", help="print one JSON object per cut")
     alerts_send = alerts_commands.add_parser("send", help=cmd_alerts_send.__doc__)
     alerts_send.set_defaults(handler=cmd_alerts_send)
-    alerts_send.add_argument("--json", action="store_true", help="print the delivery report as JSON")
+    alerts_send.add_argument("--json", action="store_true",
+                             help='print {"sent": n, "waiting": n, "failed": n}: deliveries per recipient')  # fmt: skip
 
     users_commands = group("users", "Users who may sign in to the dashboard.")
     users_add = users_commands.add_parser("add", help=cmd_users_add.__doc__, description=cmd_users_add.__doc__)
@@ -259,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the command; return its exit code."""
+    from safety_dash.db.errors import DATABASE_ERRORS, describe_database_error
+
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
@@ -267,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader (`head`, say) stopped reading: not an error of ours
         sys.stderr.close()
         return 0
+    except DATABASE_ERRORS as error:  # database down, URL unusable: one line (password masked), exit 1
+        print(f"error: {describe_database_error(error, load_settings().database_url)}", file=sys.stderr)
+        return 1
     except ValueError as error:  # argument and configuration problems carry a sentence for the user
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ so when two scheduler processes look at the same inbox only one of them gets eac
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import shutil
@@ -27,16 +28,22 @@ def ingest_inbox(settings: Settings) -> list[RunResult]:
     for folder in (settings.inbox, settings.archive, settings.rejected, settings.inbox / ".processing"):
         folder.mkdir(parents=True, exist_ok=True)
     recover_abandoned_claims(settings)
+    follow_up_pending_cuts(settings)  # cuts whose follow-up a crash interrupted
     results = []
     for folder in find_ready_extracts(settings)[:MAX_EXTRACTS_PER_RUN]:
         claimed = claim_extract(settings, folder)
         if claimed is None:
             continue  # another scheduler took it first
+        ingested = find_ingested_run(settings, claimed)
+        if ingested is not None:  # a crash after the commit left it claimed: it is a cut already
+            log.info("extract %s is cut %s already (same files): archived, not ingested again", folder.name, ingested)
+            _move(claimed, settings.archive, folder.name)
+            continue
         result = ingest_extract(settings.database_url, claimed, trigger="scheduler")
         log.info("extract %s: run %s %s: %s", folder.name, result.run_id, result.status, result.message)
         if result.status == "succeeded":
             _move(claimed, settings.archive, folder.name)
-            follow_up_cut(settings, result.run_id)
+            follow_up_pending_cuts(settings, result.study_id)
         elif result.exit_code == EXIT_FILE_PROBLEM:
             target = _move(claimed, settings.rejected, folder.name)
             target.with_name(target.name + ".error.txt").write_text(
@@ -46,6 +53,23 @@ def ingest_inbox(settings: Settings) -> list[RunResult]:
             _move(claimed, settings.inbox, folder.name)
         results.append(result)
     return results
+
+
+def find_ingested_run(settings: Settings, folder: Path) -> int | None:
+    """The succeeded run that read exactly the files of ``folder`` (same names and SHA-256), if there is one."""
+    from safety_dash.db.engine import get_engine
+    from safety_dash.db.queries import run_query
+    from safety_dash.ingest.readers import FileProblem, compute_sha256, find_domain_files
+
+    try:
+        checksums = {path.name: compute_sha256(path) for path in find_domain_files(folder).values()}
+    except (FileProblem, OSError):
+        return None  # the ingestion names the problem
+    runs = run_query(get_engine(settings.database_url), "cut_checksums")
+    for run_id, stored in zip(runs["run_id"], runs["checksums"], strict=True):
+        if checksums and (json.loads(stored) if isinstance(stored, str) else stored) == checksums:
+            return int(run_id)
+    return None
 
 
 def find_ready_extracts(settings: Settings) -> list[Path]:
@@ -104,17 +128,28 @@ def evaluate_alerts(settings: Settings, run_id: int):
     return result
 
 
-def follow_up_cut(settings: Settings, run_id: int) -> str:
-    """What follows every succeeded ingestion: evaluate the alert rules on the new cut.
+def follow_up_pending_cuts(settings: Settings, study_id: str | None = None) -> list[str]:
+    """What follows every succeeded ingestion: evaluate the alert rules on every cut not yet evaluated.
 
-    A failure here (a malformed rule file, say) is logged and reported, never undoes the ingestion: the cut
-    is stored, and ``alerts check`` evaluates it once the problem is fixed, missing nothing.
+    Each evaluation is recorded per cut (``alert_evaluations``), so a cut whose follow-up a crash interrupted is
+    evaluated by the next ``ingest``, ``alerts check`` or scheduler tick, oldest first; evaluating a cut twice
+    opens no alert twice (alert keys). A failure here (a malformed rule file, say) is logged and reported, never
+    undoes the ingestion: the cut stays pending and is evaluated once the problem is fixed, missing nothing.
+    Returns one message per cut evaluated (or failed).
     """
-    try:
-        return evaluate_alerts(settings, run_id).message
-    except Exception as error:  # reported to the operator; the cut itself is safe
-        log.exception("alert evaluation of cut %s failed", run_id)
-        return f"alert evaluation failed: {error}; fix it, then run `python -m safety_dash alerts check`"
+    from safety_dash.db.engine import get_engine
+    from safety_dash.db.queries import run_query
+
+    pending = run_query(get_engine(settings.database_url), "cuts_not_evaluated", study_id=study_id)
+    messages = []
+    for run_id in pending["run_id"]:
+        try:
+            messages.append(evaluate_alerts(settings, int(run_id)).message)
+        except Exception as error:  # reported to the operator; the cut itself is safe
+            log.exception("alert evaluation of cut %s failed", run_id)
+            fix = "fix it, then run `python -m safety_dash alerts check`"
+            messages.append(f"alert evaluation of cut {run_id} failed: {error}; {fix}")
+    return messages
 
 
 def send_outbox(settings: Settings):

@@ -25,10 +25,11 @@ def test_ingest_json_prints_the_documented_shape(tmp_path):
     extract = standard_extract()
     extract["ae"].append(ae_row("T1-001", 9, AETOXGR="7"))
     folder = write_extract(tmp_path / "cut1", extract)
-    done = run_cli("ingest", str(folder), "--cutoff", "2021-06-30", "--json", env=env)
+    # one of five AE rows quarantined is above the default 10 % limit: accepted on purpose here
+    done = run_cli("ingest", str(folder), "--cutoff", "2021-06-30", "--json", "--accept-large-change", env=env)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
-    assert set(summary) == {"run_id", "status", "message", "domains"}
+    assert set(summary) == {"run_id", "status", "message", "domains", "files"}
     assert summary["status"] == "succeeded"
     assert summary["domains"]["ae"] == {"read": 5, "loaded": 4, "quarantined": 1, "new": 4, "changed": 0,
                                         "unchanged": 0, "removed": 0}  # fmt: skip
@@ -39,7 +40,8 @@ def test_ingest_prints_a_summary_naming_quarantined_rows(tmp_path):
     env = {"SAFETY_DASH_DATA_DIR": str(tmp_path / "data")}
     extract = standard_extract()
     extract["ae"].append(ae_row("T1-001", 9, AESTDTC="2021-13-45"))
-    done = run_cli("ingest", str(write_extract(tmp_path / "cut1", extract)), "--cutoff", "2021-06-30", env=env)
+    folder = write_extract(tmp_path / "cut1", extract)
+    done = run_cli("ingest", str(folder), "--cutoff", "2021-06-30", "--accept-large-change", env=env)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "Run 1 succeeded: study T1, cutoff 2021-06-30"

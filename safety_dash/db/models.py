@@ -49,6 +49,11 @@ class Study(Base):
     ctcae_version: Mapped[str] = mapped_column(String(8), default="5.0")
     ae_key_columns: Mapped[str] = mapped_column(String(200), default="USUBJID,AESEQ")
     related_values: Mapped[str] = mapped_column(String(200), default="RELATED,PROBABLE,POSSIBLE,Y")
+    # AE column whose equal non-empty values (per subject and PT) make grade-period records one event.
+    episode_key: Mapped[str | None] = mapped_column(String(64))
+    # Guards against a wiped study: a run above either share fails unless accepted (ingest --accept-large-change).
+    max_removed_pct: Mapped[float] = mapped_column(Float, default=10.0)
+    max_quarantined_pct: Mapped[float] = mapped_column(Float, default=10.0)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # Written first in every load transaction: serialises two loads of one study (a row lock on
     # PostgreSQL, the write lock on SQLite).
@@ -69,6 +74,9 @@ class IngestionRun(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     cutoff: Mapped[dt.date | None] = mapped_column(Date)
     checksums: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # What the run read, one entry per domain file: domain, path, sha256, encoding, rows.
+    files: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    accepted_large_change: Mapped[bool] = mapped_column(Boolean, default=False)
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None]
@@ -204,6 +212,9 @@ class DerivedEvent(Base):
     trtemfl: Mapped[bool] = mapped_column(Boolean)
     window_label: Mapped[str] = mapped_column(String(24))
     after_cutoff: Mapped[bool] = mapped_column(Boolean)
+    counted: Mapped[bool] = mapped_column(Boolean)  # treatment-emergent with onset <= the risk window end
+    after_death: Mapped[bool] = mapped_column(Boolean)  # onset after the subject's death: a data query
+    event_id: Mapped[int] = mapped_column(Integer)  # the AE version id, or the episode's smallest one
     grade: Mapped[int | None] = mapped_column(Integer)
     grade_source: Mapped[str] = mapped_column(String(16))
     serious: Mapped[bool] = mapped_column(Boolean)

@@ -8,8 +8,18 @@ from sqlalchemy import func, select
 
 from safety_dash.db.engine import get_engine
 from safety_dash.db.models import AdverseEventVersion, Study
+from safety_dash.identifiers import check_identifier
 
-SETTABLE = ("window_days", "cohort_column", "ae_key_columns", "related_values", "ctcae_version")
+SETTABLE = (
+    "window_days",
+    "cohort_column",
+    "ae_key_columns",
+    "related_values",
+    "ctcae_version",
+    "episode_key",
+    "max_removed_pct",
+    "max_quarantined_pct",
+)
 CTCAE_VERSIONS = ("5.0", "6.0")
 
 
@@ -23,6 +33,7 @@ def configure_study(database_url: str, study_id: str, **changes: Any) -> dict[st
     unknown = set(changes) - set(SETTABLE)
     if unknown:
         raise ValueError(f"{', '.join(sorted(unknown))} is not a study setting; settable: {', '.join(SETTABLE)}")
+    check_identifier(study_id, "study id")
     changes = {k: v for k, v in changes.items() if v is not None}
     _check(changes)
     with get_engine(database_url).begin() as connection:
@@ -52,6 +63,14 @@ def _check(changes: dict[str, Any]) -> None:
         if "USUBJID" not in columns or len(columns) < 2:
             raise ValueError("ae_key_columns must name USUBJID and at least one more column, e.g. USUBJID,AESEQ")
         changes["ae_key_columns"] = ",".join(columns)
+    for name in ("max_removed_pct", "max_quarantined_pct"):
+        if name in changes and not 0 <= float(changes[name]) <= 100:
+            raise ValueError(f"{name} must be a percentage from 0 to 100, not {changes[name]}")
+    if "episode_key" in changes:
+        key = str(changes["episode_key"]).strip().upper()
+        if key and not key.replace("_", "").isalnum():
+            raise ValueError(f"episode_key must be an AE column name such as AEGRPID, not {changes['episode_key']!r}")
+        changes["episode_key"] = key or None
     if "ctcae_version" in changes and changes["ctcae_version"] not in CTCAE_VERSIONS:
         raise ValueError(f"ctcae_version must be one of {', '.join(CTCAE_VERSIONS)}, not {changes['ctcae_version']}")
     if "related_values" in changes:

@@ -37,16 +37,19 @@ class LoadedCut:
 
     counts: dict[str, dict]
     frames: dict[str, pd.DataFrame]
+    previous: dict[str, int]  # records per domain in the previous cut (the base of the removed share)
 
 
 def load_extract(connection: Connection, run_id: int, study_id: str, extract: ValidatedExtract) -> LoadedCut:
     """Store one validated extract as cut ``run_id``; return the counts and the cut's records."""
     counts: dict[str, dict] = {}
     frames: dict[str, pd.DataFrame] = {}
+    previous: dict[str, int] = {}
     for domain in ("dm", "ex", "ae"):
         changes, frames[domain] = load_domain(
             connection, run_id, study_id, domain, extract.frames[domain], extract.quarantined_keys[domain]
         )
+        previous[domain] = changes.pop("previous")
         counts[domain] = {
             "read": extract.read[domain],
             "loaded": len(extract.frames[domain]),
@@ -54,13 +57,15 @@ def load_extract(connection: Connection, run_id: int, study_id: str, extract: Va
             **changes,
         }
     save_quarantine(connection, run_id, extract.quarantine)
-    return LoadedCut(counts, frames)
+    return LoadedCut(counts, frames, previous)
 
 
 def load_domain(
     connection: Connection, run_id: int, study_id: str, domain: str, frame: pd.DataFrame, keep_keys: set[str]
 ) -> tuple[dict[str, int], pd.DataFrame]:
     """Diff one domain against its current versions, write the difference, return counts and the cut's records.
+
+    The counts are new, changed, unchanged, removed and ``previous`` (records in the previous cut).
 
     A record absent from the extract is closed as removed, unless its row was quarantined this time
     (``keep_keys``): then its previous version stays current, so a bad row never hides a known record.
@@ -99,6 +104,7 @@ def load_domain(
         "changed": int(is_changed.sum()),
         "unchanged": int((~written).sum()),
         "removed": len(removed),
+        "previous": len(current),
     }
     return counts, _cut_records(connection, table, domain, frame, kept["id"].astype(int).tolist())
 

@@ -9,15 +9,17 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from safety_dash.db.engine import get_engine
 from safety_dash.db.models import IngestionRun, Study, utcnow
+from safety_dash.identifiers import IdentifierError, check_identifier
 from safety_dash.ingest.load import COUNT_NAMES, load_extract
 from safety_dash.ingest.readers import FileProblem, SourceFile, find_domain_files, read_domain_file
 from safety_dash.ingest.sdtm import empty_exposure, map_adam
@@ -41,12 +43,35 @@ class RunResult:
     exit_code: int = EXIT_OK
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # per phase: read, validate, load, derive and commit
+    files: list[dict[str, Any]] = field(default_factory=list)  # what the run read: see :func:`describe_files`
+    accepted_large_change: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The run summary in the documented JSON shape; a failed run loaded nothing, so it reports zeros."""
         zeros = dict.fromkeys(COUNT_NAMES, 0)
         domains = {domain: self.domains.get(domain, zeros) for domain in ("dm", "ex", "ae")}
-        return {"run_id": self.run_id, "status": self.status, "message": self.message, "domains": domains}
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "message": self.message,
+            "domains": domains,
+            "files": self.files,
+        }
+
+
+class LargeChange(FileProblem):
+    """A run that would remove or quarantine more of a domain than the study allows; nothing is changed."""
+
+    def __init__(self, findings: list[str]):
+        Exception.__init__(
+            self,
+            "refused, nothing was changed: the run would " + "; ".join(findings)
+            + ". Check the extract; if the change is real, run again with --accept-large-change",
+        )  # fmt: skip
+
+
+#: Called with the run id between validating and loading (tests use it to interleave two runs).
+before_load_hook: Callable[[int], None] | None = None
 
 
 def current_worker() -> str:
@@ -60,8 +85,14 @@ def ingest_extract(
     study_id: str | None = None,
     cutoff: dt.date | None = None,
     trigger: str = "cli",
+    accept_large_change: bool = False,
 ) -> RunResult:
-    """Ingest the extract in ``folder`` as a new data cut and return the run's summary."""
+    """Ingest the extract in ``folder`` as a new data cut and return the run's summary.
+
+    A file-level problem (unreadable, truncated, another study's, a large change refused) fails the run with
+    exit code 2; anything else that fails it (the database, say) with 1. Either way nothing of the extract is
+    stored, and the run record says why.
+    """
     engine = get_engine(database_url)
     with engine.begin() as connection:
         mark_interrupted_runs(connection)
@@ -70,38 +101,59 @@ def ingest_extract(
             .values(source=str(folder), trigger=trigger, worker=current_worker(), status="running", started_at=utcnow())
             .returning(IngestionRun.__table__.c.id)
         ).scalar_one()
+    read: dict[str, Any] = {}  # what _run learnt before it failed: study, cutoff, files
     try:
-        result = _run(engine, run_id, folder, study_id, cutoff)
+        result = _run(engine, run_id, folder, study_id, cutoff, accept_large_change, read)
     except FileProblem as problem:
-        result = RunResult(run_id, "failed", str(problem), study_id, cutoff, exit_code=EXIT_FILE_PROBLEM)
+        result = RunResult(run_id, "failed", str(problem), exit_code=EXIT_FILE_PROBLEM, **read)
     except Exception as error:  # recorded on the run, then reported to the caller
-        result = RunResult(run_id, "failed", f"{type(error).__name__}: {error}", study_id, cutoff, exit_code=EXIT_ERROR)
+        result = RunResult(run_id, "failed", f"{type(error).__name__}: {error}", exit_code=EXIT_ERROR, **read)
     if result.status == "failed":
         with engine.begin() as connection:
             _finish_run(connection, run_id, "failed", result.message)
     return result
 
 
-def _run(engine, run_id: int, folder: Path, study_id: str | None, cutoff: dt.date | None) -> RunResult:
+def _run(
+    engine,
+    run_id: int,
+    folder: Path,
+    study_id: str | None,
+    cutoff: dt.date | None,
+    accept_large_change: bool,
+    read: dict[str, Any],
+) -> RunResult:
     clock = _PhaseClock()
+    read.update(study_id=study_id, cutoff=cutoff)
     sources = read_extract(folder)
-    checksums = {s.path.name: s.sha256 for s in sources.values()}
+    files = describe_files(sources)
+    read["files"] = files
     study_id = determine_study(sources, study_id)
     cutoff = cutoff or read_cutoff_file(folder) or dt.datetime.now(dt.UTC).date()
+    read.update(study_id=study_id, cutoff=cutoff)
     study = ensure_study(engine, study_id)
     with engine.begin() as connection:
         connection.execute(
             update(IngestionRun)
             .where(IngestionRun.id == run_id)
-            .values(study_id=study_id, cutoff=cutoff, checksums=checksums)
+            .values(study_id=study_id, cutoff=cutoff, checksums=compute_checksums(sources), files=files)
         )
     clock.lap("read")
     extract = validate_extract(sources, study_id, tuple(study.ae_key_columns.split(",")))
+    findings = find_large_quarantine(extract, study)
+    if findings and not accept_large_change:
+        raise LargeChange(findings)
     clock.lap("validate")
+    if before_load_hook is not None:
+        before_load_hook(run_id)
     with engine.begin() as connection:
         lock_study(connection, study_id)
+        run_id = claim_cut_number(connection, run_id, study_id)
         loaded = load_extract(connection, run_id, study_id, extract)
         counts = loaded.counts
+        findings += find_large_removal(loaded, study)
+        if findings and not accept_large_change:
+            raise LargeChange(findings)  # rolls the load back
         del sources  # the cut's records live on in loaded.frames; free the rest before deriving
         clock.lap("load")
         from safety_dash import analysis  # the analysis floor sits above ingestion
@@ -109,15 +161,91 @@ def _run(engine, run_id: int, folder: Path, study_id: str | None, cutoff: dt.dat
         analysis.derive_cut(connection, run_id, loaded.frames)
         del loaded
         message = summarise_counts(counts)
+        if findings:
+            message += "; accepted with --accept-large-change: the run would " + "; ".join(findings)
         connection.execute(
-            update(IngestionRun).where(IngestionRun.id == run_id).values(counts=counts, derived_at=utcnow())
+            update(IngestionRun)
+            .where(IngestionRun.id == run_id)
+            .values(counts=counts, derived_at=utcnow(), accepted_large_change=bool(findings))
         )
         _finish_run(connection, run_id, "succeeded", message)
     clock.lap("derive and commit")
     quarantine = extract.quarantine.drop(columns=["raw"]).to_dict("records")
-    result = RunResult(run_id, "succeeded", message, study_id, cutoff, counts, quarantine=quarantine)
+    result = RunResult(
+        run_id, "succeeded", message, study_id, cutoff, counts, quarantine=quarantine, files=files,
+        accepted_large_change=bool(findings),
+    )  # fmt: skip
     result.seconds = clock.laps
     return result
+
+
+def describe_files(sources: dict[str, SourceFile]) -> list[dict[str, Any]]:
+    """What a run read, per domain file: ``{"domain", "path", "sha256", "encoding", "rows"}`` (the ``--json``
+    shape); ADaM input without EX lists no EX file."""
+    return [
+        {"domain": domain, "path": str(s.path), "sha256": s.sha256, "encoding": s.encoding, "rows": len(s.frame)}
+        for domain, s in sources.items()
+        if s.sha256
+    ]
+
+
+def compute_checksums(sources: dict[str, SourceFile]) -> dict[str, str]:
+    """File name -> SHA-256 of the files a run read (kept on the run; the scheduler matches extracts by it)."""
+    return {s.path.name: s.sha256 for s in sources.values() if s.sha256}
+
+
+def find_large_quarantine(extract, study: Study) -> list[str]:
+    """Sentences for each domain whose quarantined share of rows is above the study's ``max_quarantined_pct``."""
+    findings = []
+    for domain in ("dm", "ex", "ae"):
+        read, quarantined = extract.read[domain], extract.quarantined_rows(domain)
+        if read and 100 * quarantined / read > study.max_quarantined_pct:
+            findings.append(
+                f"quarantine {quarantined} of {read} {domain.upper()} rows ({100 * quarantined / read:.1f} %, "
+                f"limit {study.max_quarantined_pct:g} %)"
+            )
+    return findings
+
+
+def find_large_removal(loaded, study: Study) -> list[str]:
+    """Sentences for each domain whose removed share of the previous cut's records is above ``max_removed_pct``."""
+    findings = []
+    for domain in ("dm", "ex", "ae"):
+        previous, removed = loaded.previous[domain], loaded.counts[domain]["removed"]
+        if previous and 100 * removed / previous > study.max_removed_pct:
+            findings.append(
+                f"mark {removed} of the previous cut's {previous} {domain.upper()} records removed "
+                f"({100 * removed / previous:.1f} %, limit {study.max_removed_pct:g} %)"
+            )
+    return findings
+
+
+def claim_cut_number(connection: Connection, run_id: int, study_id: str) -> int:
+    """The run id this cut commits as, decided under the study's lock so that cut order is commit order.
+
+    Run ids are taken when runs start, but runs commit in the order they get the study's lock. When a run that
+    started later has already committed a cut of the study, this run continues under a new run id, taken now
+    (above every committed one); the first record is closed as ``renumbered`` and names its successor.
+    Versions, derivations and quarantine are all written under the returned id.
+    """
+    newest = connection.execute(
+        select(func.max(IngestionRun.id)).where(IngestionRun.study_id == study_id, IngestionRun.status == "succeeded")
+    ).scalar()
+    if newest is None or newest < run_id:
+        return run_id
+    table = IngestionRun.__table__
+    first = connection.execute(select(table).where(table.c.id == run_id)).mappings().one()
+    carried = {k: first[k] for k in ("source", "trigger", "worker", "study_id", "cutoff", "checksums", "files")}
+    new_id = connection.execute(
+        table.insert()
+        .values(**carried, status="running", started_at=first["started_at"], message=f"continues run {run_id}")
+        .returning(table.c.id)
+    ).scalar_one()
+    _finish_run(
+        connection, run_id, "renumbered",
+        f"continued as run {new_id}: cut {newest} of study {study_id} was committed while this run read its extract",
+    )  # fmt: skip
+    return new_id
 
 
 class _PhaseClock:
@@ -136,6 +264,10 @@ class _PhaseClock:
 def read_extract(folder: Path) -> dict[str, SourceFile]:
     """Read the DM, EX and AE (or ADSL and ADAE) files of an extract folder."""
     files = find_domain_files(folder)
+    if not files:
+        raise FileProblem(
+            str(folder), "holds no dm, ex or ae file (.xpt, .sas7bdat or .csv; or adsl and adae): nothing to ingest"
+        )
     sources: dict[str, SourceFile] = {}
     for name, path in files.items():
         source = read_domain_file(name, path)
@@ -158,9 +290,10 @@ def read_extract(folder: Path) -> dict[str, SourceFile]:
 
 
 def determine_study(sources: dict[str, SourceFile], study_id: str | None) -> str:
-    """The study the extract belongs to: ``--study``, else the single STUDYID of DM."""
+    """The study the extract belongs to: ``--study``, else the single STUDYID of DM; an id that could not name a
+    file safely (the rules file is ``<STUDYID>.yaml``) fails the run as a file-level problem."""
     if study_id:
-        return study_id
+        return _checked_study_id(study_id, "--study")
     dm = sources["dm"].frame
     if "STUDYID" not in dm.columns:
         raise FileProblem(sources["dm"].path.name, "no STUDYID column; pass --study", column="STUDYID")
@@ -171,7 +304,14 @@ def determine_study(sources: dict[str, SourceFile], study_id: str | None) -> str
             f"holds {len(studies)} studies ({', '.join(studies)}); pass --study",
             column="STUDYID",
         )
-    return studies[0]
+    return _checked_study_id(studies[0], sources["dm"].path.name)
+
+
+def _checked_study_id(study_id: str, where: str) -> str:
+    try:
+        return check_identifier(study_id, "study id")
+    except IdentifierError as error:
+        raise FileProblem(where, str(error), column="STUDYID") from None
 
 
 def read_cutoff_file(folder: Path) -> dt.date | None:

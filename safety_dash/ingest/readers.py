@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import io
 import math
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,8 +54,10 @@ def find_domain_files(folder: Path) -> dict[str, Path]:
     File names are matched case-insensitively; two files for one domain (``ae.xpt`` and ``AE.csv``) are a
     problem, since we cannot tell which one the sender meant.
     """
+    if not folder.exists():
+        raise FileProblem(str(folder), "does not exist; name the folder holding the dm, ex and ae files")
     if not folder.is_dir():
-        raise FileProblem(str(folder), "is not a folder holding dm, ex and ae files")
+        raise FileProblem(str(folder), "is a file, not a folder; name the folder holding the dm, ex and ae files")
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
         stem, suffix = path.stem.lower(), path.suffix.lower()
@@ -100,6 +103,7 @@ def _read_xpt(path: Path) -> tuple[pd.DataFrame, str]:
     size = path.stat().st_size
     if size % 80:
         raise FileProblem(path.name, f"the file is truncated: {size} bytes is not a whole number of 80-byte records")
+    check_transport_complete(path.name, path.read_bytes())
     # Transport files carry no encoding; SAS writes them in the session encoding, usually UTF-8 or
     # WLATIN1 (cp1252). We try UTF-8 first and say so when cp1252 was needed.
     for encoding in ("utf-8", "cp1252"):
@@ -113,6 +117,69 @@ def _read_xpt(path: Path) -> tuple[pd.DataFrame, str]:
                 continue
             raise FileProblem(path.name, f"not a readable SAS transport file ({error})") from None
     raise FileProblem(path.name, "text is neither UTF-8 nor Windows-1252")
+
+
+_HEADER = b"HEADER RECORD*******"
+_MEMBER_HEADERS = (_HEADER + b"MEMBER  HEADER RECORD", _HEADER + b"MEMBV8  HEADER RECORD")
+_NAMESTR_HEADERS = (_HEADER + b"NAMESTR HEADER RECORD", _HEADER + b"NAMSTV8 HEADER RECORD")
+_OBS_HEADERS = (_HEADER + b"OBS     HEADER RECORD", _HEADER + b"OBSV8   HEADER RECORD")
+
+
+def _find_header(data: bytes, names: tuple[bytes, ...], start: int = 0) -> int:
+    """Offset of the first 80-byte header record among ``names`` at or after ``start`` (records are aligned)."""
+    found = [i for i in (data.find(name, start) for name in names) if i >= 0]
+    return min(found) if found else -1
+
+
+def check_transport_complete(file: str, data: bytes) -> None:
+    """Fail when the first member of a SAS transport file lost observations at its end.
+
+    A V5/V8 transport file is 80-byte records; observations of fixed length (the namestr records give each
+    variable's position and length) are packed one after another and only the last record is padded with
+    blanks. A file cut on an 80-byte boundary therefore ends in a partial observation that is not blank, or
+    (V8, which writes the count into its OBS header) holds fewer observations than the header says. A cut that
+    falls exactly between observations of a V5 file leaves no trace; nothing in the format can tell it.
+    """
+    member = _find_header(data, _MEMBER_HEADERS)
+    namestr = _find_header(data, _NAMESTR_HEADERS, max(member, 0))
+    if member < 0 or namestr < 0:
+        return  # not a layout we know; pyreadstat reports what it cannot read
+    try:
+        namestr_length = int(data[member + 74 : member + 78])
+        n_variables = int(data[namestr + 54 : namestr + 58])
+    except ValueError:
+        return
+    first = namestr + 80
+    observation_length = 0
+    for i in range(n_variables):
+        record = data[first + i * namestr_length : first + (i + 1) * namestr_length]
+        if len(record) < 88:
+            raise FileProblem(file, "the file is truncated: it ends inside its variable descriptions")
+        length, position = struct.unpack(">h", record[4:6])[0], struct.unpack(">i", record[84:88])[0]
+        observation_length = max(observation_length, position + length)
+    observations = _find_header(data, _OBS_HEADERS, first)
+    if observations < 0:
+        raise FileProblem(file, "the file is truncated: it ends before its first observation")
+    body = data[observations + 80 :]
+    next_member = _find_header(body, _MEMBER_HEADERS)
+    body = body if next_member < 0 else body[:next_member]
+    if observation_length <= 0:
+        return
+    partial = len(body) % observation_length
+    if partial and body[len(body) - partial :].strip(b" "):
+        complete = len(body) // observation_length
+        raise FileProblem(
+            file,
+            f"the file is truncated: it ends {partial} bytes into observation {complete + 1} "
+            f"(observations are {observation_length} bytes)",
+        )
+    if data.startswith(_OBS_HEADERS[1], observations):  # V8 writes the number of observations
+        declared = data[observations + 48 : observations + 80].strip()
+        held = len(body) // observation_length  # blank padding can only add to this, never take away
+        if declared.isdigit() and held < int(declared):
+            raise FileProblem(
+                file, f"the file is truncated: its header declares {int(declared)} observations, it holds {held}"
+            )
 
 
 def _read_sas7bdat(path: Path) -> tuple[pd.DataFrame, str]:
@@ -211,15 +278,28 @@ def _as_text(column: pd.Series, strip: bool = True) -> pd.Series:
         fractional = numbers.notna() & ~whole
         text[fractional] = [repr(float(v)) for v in numbers[fractional]]
         return text
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):  # a SAS DATETIME (or DATE) format, read by pyreadstat
+        return _datetime_text(column.reset_index(drop=True))
     # Text is the rule (CSV always, SAS character columns too): only what is not text is converted one by one.
     values = column.reset_index(drop=True)
     if pd.api.types.infer_dtype(values, skipna=False) == "string":
         return values.str.strip() if strip else values
     is_text = pd.Series([type(v) is str for v in values.to_numpy(dtype=object)])
     out = values.astype(object).copy()
-    out[is_text] = values[is_text].str.strip()
+    if is_text.any():
+        out[is_text] = values[is_text].str.strip()
     out[~is_text] = [_value_text(v) for v in values[~is_text]]
     return out
+
+
+def _datetime_text(stamps: pd.Series) -> pd.Series:
+    """ISO 8601 text of SAS dates and datetimes: the date alone at midnight, else date and time to the second."""
+    text = pd.Series("", index=stamps.index, dtype=object)
+    known = stamps.notna()
+    with_time = known & (stamps != stamps.dt.normalize())
+    text[known & ~with_time] = stamps[known & ~with_time].dt.strftime("%Y-%m-%d")
+    text[with_time] = stamps[with_time].dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return text
 
 
 def _number_text(value: float) -> str:

@@ -35,7 +35,12 @@ DROPPED = ("STUDYID", "DOMAIN")
 #: ADaM variables that stand in for an SDTM one when the SDTM one is absent, in order of preference.
 ADAM_TO_SDTM = {
     "adsl": {"RFXSTDTC": ("TRTSDT", "TRTSDTM"), "RFXENDTC": ("TRTEDT", "TRTEDTM"), "DTHDTC": ("DTHDT",)},
-    "adae": {"AESTDTC": ("ASTDT", "ASTDTM"), "AEENDTC": ("AENDT", "AENDTM"), "AETOXGR": ("ATOXGR",)},
+    "adae": {
+        "AESTDTC": ("ASTDT", "ASTDTM"),
+        "AEENDTC": ("AENDT", "AENDTM"),
+        "AETOXGR": ("ATOXGR",),
+        "AESEQ": ("ASEQ",),  # the record key of an ADAE without the SDTM sequence number
+    },
 }
 
 

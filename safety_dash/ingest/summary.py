@@ -21,6 +21,13 @@ def format_run_summary(result: RunResult) -> str:
         lines.append(f"{'domain':<8}" + "".join(f"{name:>12}" for name in COUNT_NAMES))
         for domain, counts in result.domains.items():
             lines.append(f"{domain:<8}" + "".join(f"{counts[name]:>12}" for name in COUNT_NAMES))
+    if result.files:
+        lines.append("")
+        lines.append("Files read:")
+        for f in result.files:
+            lines.append(
+                f"  {f['path']}  ({f['domain']}, {f['rows']} rows, {f['encoding']}, sha256 {f['sha256'][:12]}…)"
+            )
     if result.quarantine:
         lines.append("")
         lines.append(f"Quarantined ({len(result.quarantine)} problems; all are kept with the run):")

@@ -46,11 +46,41 @@ def check_required_columns(source: SourceFile, key_columns: tuple[str, ...] = ()
 
 
 def compute_record_keys(frame: pd.DataFrame, key_columns: tuple[str, ...]) -> pd.Series:
-    """The record key of every row: its key columns' values joined by ``|``."""
+    """The record key of every row: its key columns' values joined by ``|`` (normalise them first)."""
     keys = frame[key_columns[0]].astype(str)
     for column in key_columns[1:]:
         keys = keys + "|" + frame[column].astype(str)
     return keys
+
+
+def normalise_key_values(values: pd.Series) -> pd.Series:
+    """Key values as they compare: trimmed text, and in a column whose every non-empty value is a number, the
+    number's own text, so that ``01``, ``1`` and ``1.0`` are one key (SDTM --SEQ variables are numeric; a CSV
+    writes them as text, sometimes zero-padded). A column with any text that is not a number stays as text."""
+    text = values.astype(str).str.strip()
+    filled = text != ""
+    numbers = pd.to_numeric(text[filled], errors="coerce")
+    if not filled.any() or numbers.isna().any():
+        return text
+    whole = (numbers == numbers.round()) & (numbers.abs() < 2**53)
+    canonical = pd.Series([repr(float(v)) for v in numbers], index=numbers.index, dtype=object)
+    canonical[whole] = numbers[whole].astype("int64").astype(str)
+    text[filled] = canonical
+    return text
+
+
+def check_study_of_file(source: SourceFile, study_id: str) -> None:
+    """Fail the file when STUDYID is filled in and no row names ``study_id``: the file is another study's."""
+    if "STUDYID" not in source.frame.columns:
+        return
+    named = source.frame["STUDYID"].astype(str).str.strip()
+    found = sorted(set(named) - {""})
+    if found and study_id not in found:
+        shown = " or ".join(found[:3]) + (f" (and {len(found) - 3} more)" if len(found) > 3 else "")
+        raise FileProblem(
+            source.path.name,
+            f"STUDYID is {shown} in all {len(named)} rows, not {study_id}; omit --study or name the study of the files",
+        )
 
 
 def validate_extract(
@@ -58,8 +88,9 @@ def validate_extract(
 ) -> ValidatedExtract:
     """Apply every row rule to DM, EX and AE; return what loads and what is quarantined, with reasons."""
     key_columns = {"dm": ("USUBJID",), "ex": _exposure_key(sources["ex"].frame), "ae": ae_key_columns}
-    for domain, source in sources.items():
-        check_required_columns(source, key_columns[domain])
+    for domain in ("dm", "ex", "ae"):
+        check_required_columns(sources[domain], key_columns[domain])
+        check_study_of_file(sources[domain], study_id)
     problems: list[pd.DataFrame] = []
     frames: dict[str, pd.DataFrame] = {}
     quarantined_keys: dict[str, set[str]] = {}
@@ -70,6 +101,9 @@ def validate_extract(
         frame = _with_standard_columns(source.frame, domain)
         if domain == "ae":
             frame["AETOXGR"] = normalise_grades(frame["AETOXGR"])
+        for column in key_columns[domain]:
+            if column != "USUBJID":  # USUBJID is text, matched across domains as written
+                frame[column] = normalise_key_values(frame[column])
         frame[KEY_COLUMN] = compute_record_keys(frame, key_columns[domain])
         found = _find_problems(frame, domain, study_id, key_columns[domain], dm_subjects, header_fields)
         bad_rows = set(found["row_number"]) if len(found) else set()

@@ -251,8 +251,9 @@ class _TextColumn:
 
 
 EVENT_TEXT_SOURCES = {"usubjid": "USUBJID", "soc": "SOC", "pt": "PT", "astdtf": "ASTDTF", **EVENT_TEXT_COLUMNS}
-EVENT_FLAG_SOURCES = {"trtemfl": "TRTEMFL", "after_cutoff": "AFTER_CUTOFF", "serious": "SERIOUS",
-                      "related": "RELATED", "uncoded": "UNCODED"}  # fmt: skip
+EVENT_FLAG_SOURCES = {"trtemfl": "TRTEMFL", "after_cutoff": "AFTER_CUTOFF", "counted": "COUNTED",
+                      "after_death": "AFTER_DEATH", "serious": "SERIOUS", "related": "RELATED",
+                      "uncoded": "UNCODED"}  # fmt: skip
 
 
 def frame_events(chunks, subjects: pd.DataFrame) -> tuple[pd.DataFrame, TextCodes]:
@@ -262,12 +263,13 @@ def frame_events(chunks, subjects: pd.DataFrame) -> tuple[pd.DataFrame, TextCode
     chunks = [chunks] if isinstance(chunks, pd.DataFrame) else chunks
     text_columns = {target: _TextColumn() for target in EVENT_TEXT_SOURCES.values()}
     parts: dict[str, list[np.ndarray]] = {
-        name: [] for name in ("AE_ID", "ASTDT", "ASTDY", "GRADE", *EVENT_FLAG_SOURCES.values())
+        name: [] for name in ("AE_ID", "EVENT_ID", "ASTDT", "ASTDY", "GRADE", *EVENT_FLAG_SOURCES.values())
     }
     for chunk in chunks:
         for source, target in EVENT_TEXT_SOURCES.items():
             text_columns[target].add(chunk[source])
         parts["AE_ID"].append(pd.to_numeric(chunk["ae_version_id"]).to_numpy(dtype=np.int64))
+        parts["EVENT_ID"].append(pd.to_numeric(chunk["event_id"]).to_numpy(dtype=np.int64))
         parts["ASTDT"].append(_as_dates(chunk["astdt"]).to_numpy())
         parts["ASTDY"].append(pd.to_numeric(chunk["astdy"]).to_numpy(dtype="float64", na_value=np.nan))
         parts["GRADE"].append(pd.to_numeric(chunk["grade"]).to_numpy(dtype="float64", na_value=np.nan))
@@ -288,6 +290,7 @@ def frame_events(chunks, subjects: pd.DataFrame) -> tuple[pd.DataFrame, TextCode
     events = pd.DataFrame(
         {
             "AE_ID": joined["AE_ID"][order],
+            "EVENT_ID": joined["EVENT_ID"][order].astype(np.int64),
             "USUBJID": text["USUBJID"][1][text["USUBJID"][0]],
             "SOC": text["SOC"][1][text["SOC"][0]],
             "PT": text["PT"][1][text["PT"][0]],

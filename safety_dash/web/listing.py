@@ -244,12 +244,14 @@ def flags_of(row: pd.Series) -> str:
         flags.append("uncoded")
     if row["AFTER_CUTOFF"]:
         flags.append("after cutoff")
+    if row["AFTER_DEATH"]:
+        flags.append("after death (data query)")
     if row["RECORD_CHANGE"] in ("new", "changed"):
         flags.append(f"{row['RECORD_CHANGE']} in this cut")
     return " · ".join(flags)
 
 
-FLAG_COLUMNS = ["WINDOW_LABEL", "ASTDTF", "GRADE_SOURCE", "UNCODED", "AFTER_CUTOFF", "RECORD_CHANGE"]
+FLAG_COLUMNS = ["WINDOW_LABEL", "ASTDTF", "GRADE_SOURCE", "UNCODED", "AFTER_CUTOFF", "AFTER_DEATH", "RECORD_CHANGE"]
 
 
 def flags_column(rows: pd.DataFrame) -> np.ndarray:

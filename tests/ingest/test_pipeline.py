@@ -41,7 +41,7 @@ def test_ingest_extract_loads_every_row_of_a_clean_extract(database_url, tmp_pat
                                     "unchanged": 0, "removed": 0}  # fmt: skip
     assert result.domains["ex"]["loaded"] == 5
     assert result.domains["ae"]["new"] == 4
-    assert result.to_json().keys() == {"run_id", "status", "message", "domains"}
+    assert result.to_json().keys() == {"run_id", "status", "message", "domains", "files"}
 
 
 def test_ingest_extract_twice_changes_nothing(database_url, tmp_path):
@@ -60,12 +60,17 @@ def test_ingest_extract_twice_changes_nothing(database_url, tmp_path):
 
 
 def test_ingest_extract_records_new_changed_removed_and_keeps_the_old_cut(database_url, tmp_path):
+    # a small extract: one changed row is above the default 10 % guard, accepted on purpose
     extract = standard_extract()
-    cut1 = ingest_extract(database_url, write_extract(tmp_path / "cut1", extract), cutoff=CUTOFF)
+    cut1 = ingest_extract(
+        database_url, write_extract(tmp_path / "cut1", extract), cutoff=CUTOFF, accept_large_change=True
+    )
     extract["ae"][0]["AETOXGR"] = "3"  # T1-001 AESEQ 1: grade worsened -> changed
     del extract["ae"][1]  # T1-001 AESEQ 2 dropped by data cleaning -> removed
     extract["ae"].append(ae_row("T1-002", 2, "Colitis", "2021-04-01", "3"))  # -> new
-    cut2 = ingest_extract(database_url, write_extract(tmp_path / "cut2", extract), cutoff=CUTOFF)
+    cut2 = ingest_extract(
+        database_url, write_extract(tmp_path / "cut2", extract), cutoff=CUTOFF, accept_large_change=True
+    )
     assert cut2.domains["ae"] == {"read": 4, "loaded": 4, "quarantined": 0, "new": 1, "changed": 1,
                                   "unchanged": 2, "removed": 1}  # fmt: skip
     engine = get_engine(database_url)
@@ -94,9 +99,12 @@ def test_ingest_extract_records_new_changed_removed_and_keeps_the_old_cut(databa
     ],
 )
 def test_ingest_extract_quarantines_a_bad_ae_row_with_its_reason(database_url, tmp_path, change, column, reason):
+    # a small extract: one changed row is above the default 10 % guard, accepted on purpose
     extract = standard_extract()
     extract["ae"].append(ae_row("T1-002", 7) | change)  # the 5th data row of ae.csv
-    result = ingest_extract(database_url, write_extract(tmp_path / "cut", extract), cutoff=CUTOFF)
+    result = ingest_extract(
+        database_url, write_extract(tmp_path / "cut", extract), cutoff=CUTOFF, accept_large_change=True
+    )
     assert result.status == "succeeded"
     assert result.domains["ae"]["read"] == 5
     assert result.domains["ae"]["loaded"] == 4
@@ -108,10 +116,11 @@ def test_ingest_extract_quarantines_a_bad_ae_row_with_its_reason(database_url, t
 
 
 def test_ingest_extract_quarantines_a_short_csv_row(database_url, tmp_path):
+    # a small extract: one changed row is above the default 10 % guard, accepted on purpose
     folder = write_extract(tmp_path / "cut", standard_extract())
     text = (folder / "ae.csv").read_text()
     (folder / "ae.csv").write_text(text + "T1,AE,T1-002,8,8,Fatigue\n")  # 6 of 15 fields
-    result = ingest_extract(database_url, folder, cutoff=CUTOFF)
+    result = ingest_extract(database_url, folder, cutoff=CUTOFF, accept_large_change=True)
     assert result.status == "succeeded"
     assert (result.domains["ae"]["loaded"], result.domains["ae"]["quarantined"]) == (4, 1)
     row = quarantine_of(database_url, result.run_id).iloc[0]
@@ -120,9 +129,12 @@ def test_ingest_extract_quarantines_a_short_csv_row(database_url, tmp_path):
 
 
 def test_ingest_extract_quarantines_the_later_of_two_duplicate_keys(database_url, tmp_path):
+    # a small extract: one changed row is above the default 10 % guard, accepted on purpose
     extract = standard_extract()
     extract["ae"].append(ae_row("T1-001", 1, "Fatigue", "2021-02-02", "1"))
-    result = ingest_extract(database_url, write_extract(tmp_path / "cut", extract), cutoff=CUTOFF)
+    result = ingest_extract(
+        database_url, write_extract(tmp_path / "cut", extract), cutoff=CUTOFF, accept_large_change=True
+    )
     row = quarantine_of(database_url, result.run_id).iloc[0]
     assert row["row_number"] == 5
     assert row["reason"] == "duplicate record key T1-001|1 (USUBJID, AESEQ): row 1 has it already"
@@ -130,10 +142,13 @@ def test_ingest_extract_quarantines_the_later_of_two_duplicate_keys(database_url
 
 
 def test_ingest_extract_keeps_a_known_record_current_when_its_new_row_is_bad(database_url, tmp_path):
+    # a small extract: one changed row is above the default 10 % guard, accepted on purpose
     extract = standard_extract()
-    ingest_extract(database_url, write_extract(tmp_path / "cut1", extract), cutoff=CUTOFF)
+    ingest_extract(database_url, write_extract(tmp_path / "cut1", extract), cutoff=CUTOFF, accept_large_change=True)
     extract["ae"][0]["AESTDTC"] = "2021-13-45"
-    cut2 = ingest_extract(database_url, write_extract(tmp_path / "cut2", extract), cutoff=CUTOFF)
+    cut2 = ingest_extract(
+        database_url, write_extract(tmp_path / "cut2", extract), cutoff=CUTOFF, accept_large_change=True
+    )
     assert cut2.domains["ae"]["removed"] == 0
     current = run_query(get_engine(database_url), "cut_adverse_events", study_id="T1", run_id=cut2.run_id)
     assert "T1-001|1" in set(current["record_key"])
@@ -267,14 +282,17 @@ def test_ingest_extract_accepts_adam_input(database_url, cdisc_pilot):
 
 
 def test_derivations_of_a_new_cut_equal_those_recomputed_from_the_database(database_url, tmp_path):
+    # a small extract: one changed row is above the default 10 % guard, accepted on purpose
     from safety_dash.analysis import derive_cut
 
     extract = standard_extract()
-    ingest_extract(database_url, write_extract(tmp_path / "cut1", extract), cutoff=CUTOFF)
+    ingest_extract(database_url, write_extract(tmp_path / "cut1", extract), cutoff=CUTOFF, accept_large_change=True)
     extract["ae"][0]["AETOXGR"] = "3"
     extract["ae"][2]["AESTDTC"] = "2021-13-45"  # quarantined: its cut-1 version stays in cut 2
     extract["ae"].append(ae_row("T1-002", 2, "Colitis", "2021-04-01", "3"))
-    cut2 = ingest_extract(database_url, write_extract(tmp_path / "cut2", extract), cutoff=CUTOFF)
+    cut2 = ingest_extract(
+        database_url, write_extract(tmp_path / "cut2", extract), cutoff=CUTOFF, accept_large_change=True
+    )
     engine = get_engine(database_url)
     stored = (run_query(engine, "derived_subjects", run_id=cut2.run_id),
               run_query(engine, "derived_events", run_id=cut2.run_id))  # fmt: skip
@@ -291,9 +309,12 @@ def test_derivations_of_a_new_cut_equal_those_recomputed_from_the_database(datab
 
 
 def test_quarantine_keeps_the_row_exactly_as_read(database_url, tmp_path):
+    # a small extract: one changed row is above the default 10 % guard, accepted on purpose
     extract = standard_extract()
     extract["ae"].append(ae_row("T1-002", 7, AETOXGR="7.0", AESTDTC="2021-13-45"))
-    result = ingest_extract(database_url, write_extract(tmp_path / "cut", extract), cutoff=CUTOFF)
+    result = ingest_extract(
+        database_url, write_extract(tmp_path / "cut", extract), cutoff=CUTOFF, accept_large_change=True
+    )
     quarantined = quarantine_of(database_url, result.run_id)
     assert sorted(quarantined["column"]) == ["AESTDTC", "AETOXGR"]  # two problems, one row
     assert result.domains["ae"]["quarantined"] == 1

@@ -3,6 +3,8 @@ with the reason each was refused."""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
@@ -36,6 +38,7 @@ RUN_COLUMNS = [
     number_column("n_quarantined", "Quarantined", 0, maxWidth=130,
                   cellClassRules={"cell-bad": "params.value > 0"}),
     {"field": "message", "headerName": "Message", "minWidth": 360, "tooltipField": "message"},
+    {"field": "encoding", "headerName": "Encoding", "maxWidth": 160, "tooltipField": "files"},
     {"field": "source", "headerName": "Source", "minWidth": 200, "tooltipField": "source"},
 ]  # fmt: skip
 QUARANTINE_COLUMNS = [
@@ -88,11 +91,27 @@ def _domain_text(counts: dict, domain: str) -> str:
     return f"{c.get('loaded', 0)}/{c.get('read', 0)} · +{c.get('new', 0)} ~{c.get('changed', 0)} −{c.get('removed', 0)}"
 
 
+def _files_text(files) -> tuple[str, str]:
+    """The text encodings a run read its files in, and one line per file (name, rows, encoding, SHA-256)."""
+    files = _as_json(files) or []
+    encodings = ", ".join(sorted({f["encoding"] for f in files}))
+    detail = "; ".join(f"{f['domain']}: {f['path']} ({f['rows']} rows, {f['encoding']}, sha256 {f['sha256']})"
+                       for f in files)  # fmt: skip
+    return encodings, detail
+
+
+def _as_json(value):
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def runs_rows(runs: pd.DataFrame) -> list[dict]:
     """The runs grid's rows."""
     frame = runs.head(RUNS_SHOWN).copy()
     for domain in ("dm", "ex", "ae"):
-        frame[domain] = [_domain_text(c, domain) for c in frame["counts"]]
+        frame[domain] = [_domain_text(_as_json(c) or {}, domain) for c in frame["counts"]]
+    described = [_files_text(f) for f in frame["files"]]
+    frame["encoding"] = [e for e, _ in described]
+    frame["files"] = [d for _, d in described]
     frame["started_at"] = frame["started_at"].astype(str).str[:16]
     frame["cutoff"] = frame["cutoff"].astype(str).str[:10].replace({"None": ""})
     return json_records(frame.drop(columns=["counts", "worker", "finished_at", "study_id"]))
