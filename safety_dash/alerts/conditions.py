@@ -24,6 +24,7 @@ from safety_dash.analysis import GROUP_COLUMN
 from safety_dash.metrics.baskets import derive_basket_events
 from safety_dash.metrics.events import flag_qualifying_events
 from safety_dash.metrics.rates import ALL_GROUP, compute_rate_table, derive_safety_groups
+from safety_dash.metrics.terms import term_key
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +90,13 @@ def rule_baskets(rule: Rule, baskets: Mapping[str, frozenset[str]]) -> dict[str,
 
 
 def flag_term_events(rule: Rule, events: pd.DataFrame, baskets: Mapping[str, frozenset[str]]) -> pd.Series:
-    """True for events whose PT, SOC and basket match every term field the rule gives (case-insensitively)."""
+    """True for events whose PT, SOC and basket match every term field the rule gives (as dictionary terms: without
+    regard to case and surrounding blanks, DOMAIN.md §1)."""
     keep = pd.Series(True, index=events.index)
     if rule.pt:
-        keep &= events["PT"].str.casefold().isin({t.casefold() for t in rule.pt})
+        keep &= events["PT"].map(term_key).isin({term_key(t) for t in rule.pt})
     if rule.soc:
-        keep &= events["SOC"].str.casefold().isin({t.casefold() for t in rule.soc})
+        keep &= events["SOC"].map(term_key).isin({term_key(t) for t in rule.soc})
     if rule.basket:
         in_basket = derive_basket_events(events[["AE_ID", "PT"]], rule_baskets(rule, baskets))
         keep &= events["AE_ID"].isin(in_basket["AE_ID"])
@@ -184,10 +186,10 @@ def compute_rule_rate_table(
         table = compute_rate_table(events, subjects, "basket", GROUP_COLUMN, rule_baskets(rule, baskets), **options)
     elif rule.soc:
         table = compute_rate_table(events, subjects, "soc", GROUP_COLUMN, **options)
-        table = table.loc[table["soc"].str.casefold() == rule.soc[0].casefold()]
+        table = table.loc[table["soc"].map(term_key) == term_key(rule.soc[0])]
     else:
         table = compute_rate_table(events, subjects, "pt", GROUP_COLUMN, **options)
-        table = table.loc[table["pt"].str.casefold() == rule.pt[0].casefold()]
+        table = table.loc[table["pt"].map(term_key) == term_key(rule.pt[0])]
         if table["group"].duplicated().any():  # the PT is coded under two SOCs: count it once, as a basket
             one = {rule.pt[0]: frozenset({rule.pt[0]})}
             table = compute_rate_table(events, subjects, "basket", GROUP_COLUMN, one, **options)

@@ -442,11 +442,11 @@ def find_subjects(key: CutKey, text: str | None, limit: int = 20) -> list[str]:
 
 
 def subjects_of_note(key: CutKey, limit: int = 8) -> pd.DataFrame:
-    """Subjects with the most grade >= 3 or serious treatment-emergent records: where a profile is worth a look."""
+    """Subjects with the most grade >= 3 or serious counted records (DOMAIN.md §3): where a profile is worth a look."""
     frames = key.frames
     events = frames.events
     grade = events["GRADE"].to_numpy(dtype="float64", na_value=np.nan)
-    severe = events["TRTEMFL"].to_numpy() & ((grade >= 3) | events["SERIOUS"].to_numpy())
+    severe = events["COUNTED"].to_numpy() & ((grade >= 3) | events["SERIOUS"].to_numpy())
     counts = events.loc[severe].groupby("USUBJID").agg(n=("AE_ID", "size"), worst=("GRADE", "max"))
     counts = counts.sort_values(["worst", "n"], ascending=False).head(limit).reset_index()
     cohort = frames.subjects.set_index("USUBJID")[GROUP_COLUMN]

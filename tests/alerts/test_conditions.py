@@ -35,3 +35,17 @@ def test_build_view_path_refuses_a_key_the_dashboard_does_not_read():
 def test_term_filters_select_the_rule_term_in_the_dashboard(terms, expected):
     rule = Rule(id="r", kind="incidence", name="r", line=1, **terms)
     assert term_filters(rule) == expected
+
+
+def test_flag_term_events_matches_rule_terms_as_dictionary_terms():
+    # DOMAIN.md §1: `Rash`, `RASH` and ` rash ` are one term, in the rule file as in the data.
+    import pandas as pd
+
+    from safety_dash.alerts.conditions import flag_term_events
+
+    events = pd.DataFrame({"AE_ID": [1, 2, 3], "PT": ["Rash", "Pruritus", "RASH"],
+                           "SOC": ["Skin disorders", "Skin disorders", "Skin disorders"]})  # fmt: skip
+    rule = Rule(id="r", kind="event", name="r", line=1, pt=(" rash ",))
+    assert flag_term_events(rule, events, {}).tolist() == [True, False, True]
+    rule = Rule(id="r", kind="event", name="r", line=1, soc=("SKIN DISORDERS",))
+    assert flag_term_events(rule, events, {}).tolist() == [True, True, True]
