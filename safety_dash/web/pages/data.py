@@ -37,8 +37,8 @@ RUN_COLUMNS = [
     {"field": "ae", "headerName": "AE", "minWidth": 150, "tooltipField": "ae"},
     number_column("n_quarantined", "Quarantined", 0, maxWidth=130,
                   cellClassRules={"cell-bad": "params.value > 0"}),
-    {"field": "message", "headerName": "Message", "minWidth": 360, "tooltipField": "message"},
     {"field": "encoding", "headerName": "Encoding", "maxWidth": 160, "tooltipField": "files"},
+    {"field": "message", "headerName": "Message", "minWidth": 360, "tooltipField": "message"},
     {"field": "source", "headerName": "Source", "minWidth": 200, "tooltipField": "source"},
 ]  # fmt: skip
 QUARANTINE_COLUMNS = [
