@@ -141,11 +141,18 @@ def report_failures(connection: Connection, row, settings: Settings, now: dt.dat
 
 def _insert_notice(connection: Connection, row, recipients: list[str], first_failure_id: int, now) -> int:
     key = f"notice:{row.id}:{first_failure_id}"
+    return insert_pending_message(connection, row.study_id, "failure_notice", key, recipients, now)
+
+
+def insert_pending_message(
+    connection: Connection, study_id: str, kind: str, key: str, recipients: list[str], now: dt.datetime
+) -> int:
+    """A new outbox message of ``kind`` waiting to be sent now (its Message-ID from ``key``); returns its id."""
     return connection.execute(
         OutboxMessage.__table__.insert()
         .values(
-            study_id=row.study_id,
-            kind="failure_notice",
+            study_id=study_id,
+            kind=kind,
             message_key=key,
             message_id=make_message_id(key),
             recipients=recipients,

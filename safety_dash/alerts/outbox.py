@@ -62,7 +62,13 @@ from email.message import EmailMessage
 from sqlalchemy import Connection, Engine, and_, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from safety_dash.alerts.deliveries import backoff, count_waiting, make_message_id, record_answers
+from safety_dash.alerts.deliveries import (
+    backoff,
+    count_waiting,
+    insert_pending_message,
+    make_message_id,
+    record_answers,
+)
 from safety_dash.alerts.models import Alert, OutboxMessage, OutboxRecipient
 from safety_dash.alerts.smtp import SmtpAnswer, send_over_smtp
 from safety_dash.config import Settings
@@ -461,22 +467,7 @@ class _Contended(Exception):
 
 def _insert_digest(engine: Engine, study_id: str, key: str, recipients: list[str], ids: list[int], now) -> int:
     with engine.begin() as connection:
-        digest_id = connection.execute(
-            OutboxMessage.__table__.insert()
-            .values(
-                study_id=study_id,
-                kind="digest",
-                message_key=key,
-                message_id=make_message_id(key),
-                recipients=recipients,
-                status="pending",
-                attempts=0,
-                next_attempt_at=now,
-                redelivery=False,
-                created_at=now,
-            )  # fmt: skip
-            .returning(OutboxMessage.__table__.c.id)
-        ).scalar_one()
+        digest_id = insert_pending_message(connection, study_id, "digest", key, recipients, now)
         taken = connection.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id.in_(ids), OutboxMessage.status == "held")
