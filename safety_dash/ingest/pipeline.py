@@ -196,28 +196,26 @@ def compute_checksums(sources: dict[str, SourceFile]) -> dict[str, str]:
 
 def find_large_quarantine(extract, study: Study) -> list[str]:
     """Sentences for each domain whose quarantined share of rows is above the study's ``max_quarantined_pct``."""
-    findings = []
-    for domain in ("dm", "ex", "ae"):
-        read, quarantined = extract.read[domain], extract.quarantined_rows(domain)
-        if read and 100 * quarantined / read > study.max_quarantined_pct:
-            findings.append(
-                f"quarantine {quarantined} of {read} {domain.upper()} rows ({100 * quarantined / read:.1f} %, "
-                f"limit {study.max_quarantined_pct:g} %)"
-            )
-    return findings
+    shares = {domain: (extract.quarantined_rows(domain), extract.read[domain]) for domain in ("dm", "ex", "ae")}
+    return _shares_above(shares, study.max_quarantined_pct, "quarantine {part} of {whole} {domain} rows")
 
 
 def find_large_removal(loaded, study: Study) -> list[str]:
     """Sentences for each domain whose removed share of the previous cut's records is above ``max_removed_pct``."""
-    findings = []
-    for domain in ("dm", "ex", "ae"):
-        previous, removed = loaded.previous[domain], loaded.counts[domain]["removed"]
-        if previous and 100 * removed / previous > study.max_removed_pct:
-            findings.append(
-                f"mark {removed} of the previous cut's {previous} {domain.upper()} records removed "
-                f"({100 * removed / previous:.1f} %, limit {study.max_removed_pct:g} %)"
-            )
-    return findings
+    shares = {domain: (loaded.counts[domain]["removed"], loaded.previous[domain]) for domain in ("dm", "ex", "ae")}
+    return _shares_above(
+        shares, study.max_removed_pct, "mark {part} of the previous cut's {whole} {domain} records removed"
+    )
+
+
+def _shares_above(shares: dict[str, tuple[int, int]], limit: float, action: str) -> list[str]:
+    """``action`` filled in, with the share and the limit, for each domain whose part / whole is above ``limit`` %."""
+    return [
+        action.format(part=part, whole=whole, domain=domain.upper())
+        + f" ({100 * part / whole:.1f} %, limit {limit:g} %)"
+        for domain, (part, whole) in shares.items()
+        if whole and 100 * part / whole > limit
+    ]
 
 
 def claim_cut_number(connection: Connection, run_id: int, study_id: str) -> int:

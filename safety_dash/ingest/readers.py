@@ -269,15 +269,21 @@ def _normalise(frame: pd.DataFrame, file: str, strip: bool = True) -> pd.DataFra
     return pd.DataFrame({name: _as_text(frame[name], strip) for name in names}, index=range(len(frame)))
 
 
+def format_numbers(numbers: pd.Series) -> pd.Series:
+    """Numbers as SDTM text: whole numbers without a trailing ``.0`` (``1.0`` -> ``1``), others by ``repr``, ''
+    for missing; indexed like ``numbers``."""
+    numbers = numbers.astype(float)
+    whole = numbers.notna() & (numbers == numbers.round()) & (numbers.abs() < 2**53)
+    text = pd.Series("", index=numbers.index, dtype=object)
+    text[whole] = numbers[whole].astype("int64").astype(str)
+    fractional = numbers.notna() & ~whole
+    text[fractional] = [repr(float(v)) for v in numbers[fractional]]
+    return text
+
+
 def _as_text(column: pd.Series, strip: bool = True) -> pd.Series:
     if pd.api.types.is_numeric_dtype(column.dtype):
-        numbers = column.astype(float)
-        whole = numbers.notna() & (numbers == numbers.round()) & (numbers.abs() < 2**53)
-        text = pd.Series("", index=column.index, dtype=object)
-        text[whole] = numbers[whole].astype("int64").astype(str)
-        fractional = numbers.notna() & ~whole
-        text[fractional] = [repr(float(v)) for v in numbers[fractional]]
-        return text
+        return format_numbers(column)
     if pd.api.types.is_datetime64_any_dtype(column.dtype):  # a SAS DATETIME (or DATE) format, read by pyreadstat
         return _datetime_text(column.reset_index(drop=True))
     # Text is the rule (CSV always, SAS character columns too): only what is not text is converted one by one.

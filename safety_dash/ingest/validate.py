@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from safety_dash.ingest.readers import FIELDS_COLUMN, ROW_COLUMN, FileProblem, SourceFile
+from safety_dash.ingest.readers import FIELDS_COLUMN, ROW_COLUMN, FileProblem, SourceFile, format_numbers
 from safety_dash.ingest.sdtm import DATE_COLUMNS, REQUIRED, STANDARD
 from safety_dash.metrics.dates import parse_partial_date
 
@@ -63,9 +63,7 @@ def normalise_key_values(values: pd.Series) -> pd.Series:
     filled = text != ""
     numbers = pd.to_numeric(text[filled], errors="coerce")
     if filled.any() and not numbers.isna().any():
-        whole = (numbers == numbers.round()) & (numbers.abs() < 2**53)
-        text[whole[whole].index] = numbers[whole].astype("int64").astype(str)
-        text[whole[~whole].index] = [repr(float(v)) for v in numbers[~whole]]
+        text[filled] = format_numbers(numbers)
     return pd.Series(text.to_numpy(dtype=object)[codes], index=values.index, dtype=object)
 
 
