@@ -234,3 +234,108 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))  # monitor | committee | admin
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # Raised by sign-out, disabling, a role change or a new password: a session of an older generation is refused.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class DerivedSignal(Base):
+    """Signals of one data cut (DOMAIN.md §7): one row per analysis, test, group and term, as the ``signals`` command.
+
+    ``analysis`` names the variant stored at derivation (``pt`` or ``soc``: the study's cohorts, no filters); other
+    variants are computed on demand. Undefined values are NULL (``rate_ratio`` and ``rr_ci_high`` when x0 = 0).
+    ``first_flagged_run`` is the first cut of the study in which the row's (test, group, term) was flagged.
+    """
+
+    __tablename__ = "derived_signals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("ingestion_runs.id"))
+    analysis: Mapped[str] = mapped_column(String(16))
+    test: Mapped[str] = mapped_column(String(8))
+    group_name: Mapped[str] = mapped_column(Text)
+    soc: Mapped[str] = mapped_column(Text)
+    pt: Mapped[str] = mapped_column(Text)
+    x1: Mapped[int] = mapped_column(Integer)
+    py1: Mapped[float] = mapped_column(Float)
+    x0: Mapped[int] = mapped_column(Integer)
+    py0: Mapped[float] = mapped_column(Float)
+    rate_ratio: Mapped[float | None] = mapped_column(Float)
+    rr_ci_low: Mapped[float | None] = mapped_column(Float)
+    rr_ci_high: Mapped[float | None] = mapped_column(Float)
+    p_one_sided: Mapped[float | None] = mapped_column(Float)
+    q_pt: Mapped[float | None] = mapped_column(Float)
+    q_soc: Mapped[float | None] = mapped_column(Float)
+    flagged: Mapped[bool] = mapped_column(Boolean)
+    first_flagged_run: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_derived_signals_run_analysis", "run_id", "analysis"),)
+
+
+class AuditEvent(Base):
+    """One action in the append-only audit trail (never updated or deleted; triggers refuse both).
+
+    ``row_hash`` is the SHA-256 of the previous row's hash and this row's content (:mod:`safety_dash.audit`), so a
+    row altered or removed around the triggers breaks the chain that ``audit verify`` walks.
+    """
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))  # a user name, or "system" / "cli" for processes
+    action: Mapped[str] = mapped_column(String(40))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(Text)
+    study_id: Mapped[str | None] = mapped_column(String(64))
+    before: Mapped[str | None] = mapped_column(Text)  # JSON
+    after: Mapped[str | None] = mapped_column(Text)  # JSON
+    reason: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    row_hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_audit_events_occurred_at", "occurred_at"),
+        Index("ix_audit_events_action_object", "action", "object_id", "occurred_at"),
+    )
+
+
+class Review(Base):
+    """A review (or its withdrawal) of one version of an AE record or a subject; rows are only ever added.
+
+    The status of a record in a cut is that of its latest review row: ``reviewed`` when that row reviewed the
+    version in the cut, ``outdated`` when it reviewed an earlier version, ``not reviewed`` without a row or after
+    a withdrawal.
+    """
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[StudyId]
+    record_type: Mapped[str] = mapped_column(String(8))  # ae | subject
+    record_key: Mapped[str] = mapped_column(Text)
+    version_id: Mapped[int] = mapped_column(Integer)
+    reviewed: Mapped[bool] = mapped_column(Boolean)  # False: the review was withdrawn
+    username: Mapped[str] = mapped_column(String(64))
+    reviewed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_reviews_record", "study_id", "record_type", "record_key"),)
+
+
+class Comment(Base):
+    """A comment on an AE record or a subject, optionally raising a data query to the site."""
+
+    __tablename__ = "comments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[StudyId]
+    record_type: Mapped[str] = mapped_column(String(8))  # ae | subject
+    record_key: Mapped[str] = mapped_column(Text)
+    usubjid: Mapped[str] = mapped_column(String(100))
+    version_id: Mapped[int] = mapped_column(Integer)
+    username: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    text: Mapped[str] = mapped_column(Text)
+    query_status: Mapped[str | None] = mapped_column(String(16))  # None (a plain comment) | open | answered | closed
+
+    __table_args__ = (Index("ix_comments_record", "study_id", "record_type", "record_key"),)
