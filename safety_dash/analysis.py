@@ -90,7 +90,7 @@ def cohort_column_of(cut: CutContext, dm: pd.DataFrame) -> str:
 def derive_cut(
     connection: Connection, run_id: int, records: dict[str, pd.DataFrame] | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Compute and store the subject- and event-level derivations of cut ``run_id``; return them.
+    """Compute and store the subject- and event-level derivations and the signals of cut ``run_id``; return them.
 
     ``records`` are the cut's DM, EX and AE as loading returned them; without them they are read back from the
     database (recomputing a stored cut gives the same rows: a test holds the two paths together).
@@ -106,6 +106,9 @@ def derive_cut(
     connection.execute(delete(DerivedSubject).where(DerivedSubject.run_id == run_id))
     bulk_insert(connection, DerivedSubject.__table__, _subject_rows(subjects, run_id))
     bulk_insert(connection, DerivedEvent.__table__, _event_rows(events, run_id))
+    from safety_dash.signal_store import derive_cut_signals  # signal_store reads cuts through this module
+
+    derive_cut_signals(connection, cut, subjects, events)
     return subjects, events
 
 

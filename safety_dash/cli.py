@@ -95,12 +95,36 @@ def cmd_rates(args: argparse.Namespace) -> int:
     cut = resolve_cut(engine, args.study, args.cut)
     baskets = load_baskets(settings.baskets_file) if args.by == "basket" else None
     table = compute_cut_rates(engine, cut, args.by, args.group, baskets, args.min_grade, args.serious, args.related)
-    if args.format == "json":
+    _print_table(table, args.format)
+    return 0
+
+
+def cmd_signals(args: argparse.Namespace) -> int:
+    """Signals of a data cut: terms rising since the previous cut or out of line in a group (DOMAIN.md §7)."""
+    import numpy as np
+
+    from safety_dash.analysis import load_baskets, resolve_cut
+    from safety_dash.db.engine import get_engine
+    from safety_dash.signal_store import compute_cut_signals
+
+    settings = load_settings()
+    engine = get_engine(settings.database_url)
+    cut = resolve_cut(engine, args.study, args.cut)
+    baskets = load_baskets(settings.baskets_file) if args.by == "basket" else None
+    table = compute_cut_signals(engine, cut, args.by, args.group, baskets, args.min_grade, args.serious, args.related)
+    # Undefined values (an infinite ratio or bound when x0 = 0) are empty cells; flagged is 0 / 1.
+    table = table.replace([np.inf, -np.inf], np.nan).astype({"flagged": int})
+    _print_table(table, args.format)
+    return 0
+
+
+def _print_table(table, output_format: str) -> None:
+    """``table`` on standard output as CSV (empty cells for missing values) or one JSON array (null for them)."""
+    if output_format == "json":
         records = table.astype(object).where(table.notna(), None).to_dict("records")
         print(json.dumps(records))
     else:
         table.to_csv(sys.stdout, index=False, lineterminator="\n")
-    return 0
 
 
 def cmd_study_set(args: argparse.Namespace) -> int:
@@ -238,6 +262,16 @@ def build_parser() -> argparse.ArgumentParser:
     rates.add_argument("--study", help="study id (default: the study of the latest cut)")
     rates.add_argument("--cut", type=int, metavar="RUN_ID", help="data cut (default: the latest succeeded)")
     rates.add_argument("--format", choices=("csv", "json"), default="csv")
+
+    signals = add("signals", cmd_signals)
+    signals.add_argument("--by", choices=("pt", "soc", "basket"), default="pt", help="term level (default pt)")
+    signals.add_argument("--group", help="DM column to group by (default: the study's cohort column, else ACTARM)")
+    signals.add_argument("--min-grade", type=int, choices=range(1, 6), metavar="N", help="count events of grade >= N")
+    signals.add_argument("--serious", action="store_true", help="count serious events only")
+    signals.add_argument("--related", action="store_true", help="count related events only")
+    signals.add_argument("--study", help="study id (default: the study of the latest cut)")
+    signals.add_argument("--cut", type=int, metavar="RUN_ID", help="data cut (default: the latest succeeded)")
+    signals.add_argument("--format", choices=("csv", "json"), default="csv")
 
     study_commands = group("study", "Study settings: risk window, cohort column, AE key.")
     study_set = study_commands.add_parser("set", help=cmd_study_set.__doc__)

@@ -71,7 +71,8 @@ def derive_safety_groups(subjects: pd.DataFrame, group_col: str) -> pd.DataFrame
     return safety
 
 
-def _group_order(safety: pd.DataFrame) -> list[str]:
+def compute_group_order(safety: pd.DataFrame) -> list[str]:
+    """The groups of a rate or signal table in order: ``ALL``, then each ``GROUP`` of ``safety`` sorted."""
     return [ALL_GROUP, *sorted(safety["GROUP"].unique())]
 
 
@@ -104,11 +105,17 @@ def _code_terms(soc: np.ndarray, pt: np.ndarray) -> tuple[np.ndarray, pd.DataFra
     return pair_code, terms
 
 
-def _subject_term_pairs(
+def compute_subject_term_pairs(
     events: pd.DataFrame, qualifying: np.ndarray, safety: pd.DataFrame, by: str, baskets: Mapping | None
 ) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
     """Per safety subject and term with a qualifying event: first onset day and number of qualifying events
-    (distinct EVENT_IDs: an episode of several records is one event; without EVENT_ID, distinct AE_IDs)."""
+    (distinct EVENT_IDs: an episode of several records is one event; without EVENT_ID, distinct AE_IDs).
+
+    ``qualifying`` is a boolean array over ``events`` (:func:`~safety_dash.metrics.events.flag_qualifying_events`),
+    ``safety`` the frame of :func:`derive_safety_groups`. Returns (pairs, terms): ``pairs`` holds equal-length
+    arrays ``subject`` (row position in ``safety``), ``term`` (row position in ``terms``), ``first_day`` (study
+    day of the first qualifying onset) and ``n_events``; ``terms`` has columns soc and pt in (soc, pt) order.
+    """
     if by == "basket":
         columns = [name for name in ("AE_ID", "EVENT_ID", "USUBJID", "PT", "ASTDY") if name in events.columns]
         usubjid, day, event_id, soc, pt = _term_events(events.loc[qualifying, columns], by, baskets)
@@ -183,14 +190,14 @@ def compute_rate_table(
     if by == "basket" and not baskets:
         raise ValueError("`by='basket'` needs `baskets`: pass the mapping returned by parse_baskets.")
     safety = derive_safety_groups(subjects, group_col)
-    groups = _group_order(safety)
+    groups = compute_group_order(safety)
     group_code_of = {name: code for code, name in enumerate(groups)}
     subject_group = safety["GROUP"].map(group_code_of).to_numpy(dtype=np.int64)
     subject_days = safety["DAYS_AT_RISK"].to_numpy(dtype="float64", na_value=np.nan)
     n_groups = len(groups)
 
     qualifying = flag_qualifying_events(events, min_grade, serious, related).to_numpy()
-    pairs, terms = _subject_term_pairs(events, qualifying, safety, by, baskets)
+    pairs, terms = compute_subject_term_pairs(events, qualifying, safety, by, baskets)
     n_terms = len(terms)
     # Each subject-term pair counts in its own group's cell and in the ALL cell (group code 0).
     pair_group = subject_group[pairs["subject"]]

@@ -22,8 +22,8 @@ from safety_dash.metrics.intervals import compute_clopper_pearson
 from safety_dash.metrics.rates import (
     BY_VALUES,
     DAYS_PER_YEAR,
-    _group_order,
-    _subject_term_pairs,
+    compute_group_order,
+    compute_subject_term_pairs,
     derive_safety_groups,
 )
 
@@ -272,12 +272,12 @@ def compute_signals(
             f"`subjects` has safety subjects without a first dose or with a risk window ending after `cutoff` "
             f"({cutoff}); pass the frames derived for this cutoff."
         )
-    groups = _group_order(safety)
+    groups = compute_group_order(safety)
     n_groups = len(groups)
     subject_group = safety["GROUP"].map({name: code for code, name in enumerate(groups)}).to_numpy(dtype=np.int64)
 
     qualifying = flag_qualifying_events(events, min_grade, serious, related).to_numpy()
-    pairs, terms = _subject_term_pairs(events, qualifying, safety, by, baskets)
+    pairs, terms = compute_subject_term_pairs(events, qualifying, safety, by, baskets)
     n_terms = len(terms)
     days = _pair_days(safety, pairs, previous_cutoff)
 
@@ -347,3 +347,63 @@ def _signal_table(blocks: list[tuple], groups: list[str], terms: pd.DataFrame, h
         },
         columns=SIGNAL_COLUMNS,
     )
+
+
+def compute_signal_subjects(
+    events: pd.DataFrame,
+    subjects: pd.DataFrame,
+    by: str,
+    group_col: str,
+    test: str,
+    group: str,
+    soc: str,
+    pt: str,
+    previous_cutoff: dt.date | None,
+    baskets: Mapping[str, frozenset[str]] | None = None,
+    min_grade: int | None = None,
+    serious: bool = False,
+    related: bool = False,
+) -> pd.DataFrame:
+    """The subjects counted in x1 and x0 of one row of :func:`compute_signals` (same arguments, same rules).
+
+    ``test``, ``group``, ``soc`` and ``pt`` name the row (``pt`` '' for ``by='soc'``). Returns one row per subject
+    with a qualifying event of the term in the row's comparison, columns USUBJID, GROUP, FIRST_ONSET_DAY (study day
+    of the first qualifying onset), FIRST_ONSET_DATE and PART: 1 for x1 (``rising``: onset after the previous
+    cutoff; ``cohort``: a subject of ``group``), 0 for x0. Sorted by PART (x1 first), onset day, USUBJID.
+    """
+    if test not in SIGNAL_TESTS:
+        raise ValueError(f"`test` must be one of {', '.join(SIGNAL_TESTS)}, not {test!r}.")
+    if test == TEST_RISING and previous_cutoff is None:
+        raise ValueError("`test='rising'` needs `previous_cutoff`: the first cut of a study has no rising rows.")
+    check_columns(events, EVENT_COLUMNS, "events")
+    check_columns(subjects, SUBJECT_COLUMNS, "subjects")
+    safety = derive_safety_groups(subjects, group_col)
+    qualifying = flag_qualifying_events(events, min_grade, serious, related).to_numpy()
+    pairs, terms = compute_subject_term_pairs(events, qualifying, safety, by, baskets)
+    term_pt = terms["pt"].fillna("").astype(str).to_numpy()
+    match = np.flatnonzero((terms["soc"].to_numpy() == soc) & (term_pt == (pt or "")))
+    columns = ["USUBJID", "GROUP", "FIRST_ONSET_DAY", "FIRST_ONSET_DATE", "PART"]
+    if len(match) == 0:
+        return pd.DataFrame(columns=columns)
+    chosen = pairs["term"] == match[0]
+    position = pairs["subject"][chosen]
+    rows = safety.iloc[position]
+    first_day = pairs["first_day"][chosen]
+    out = pd.DataFrame(
+        {
+            "USUBJID": rows["USUBJID"].to_numpy(),
+            "GROUP": rows["GROUP"].to_numpy(),
+            "FIRST_ONSET_DAY": first_day.astype(np.int64),
+            "FIRST_ONSET_DATE": rows["TRTSDT"].to_numpy() + pd.to_timedelta(first_day - 1, unit="D"),
+        }
+    )
+    in_group = (out["GROUP"] == group).to_numpy()
+    if test == TEST_RISING:
+        if group != "ALL":
+            out = out[in_group]
+        out["PART"] = (out["FIRST_ONSET_DATE"] > pd.Timestamp(previous_cutoff)).astype(int)
+    else:
+        out["PART"] = in_group.astype(int)
+    return out.sort_values(["PART", "FIRST_ONSET_DAY", "USUBJID"], ascending=[False, True, True]).reset_index(
+        drop=True
+    )[columns]

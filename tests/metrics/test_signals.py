@@ -18,6 +18,7 @@ from safety_dash.metrics.signals import (
     compute_bh,
     compute_double_fdr,
     compute_rate_ratio,
+    compute_signal_subjects,
     compute_signals,
 )
 
@@ -404,3 +405,33 @@ def test_compute_signals_rejects_bad_arguments():
         compute_signals(
             EVENTS_CUT2, SUBJECTS_CUT2.drop(columns="TRTSDT"), "pt", "COHORT", previous_cutoff=T0, cutoff=T1
         )
+
+
+# --- compute_signal_subjects: who makes x1 and x0 of a row (the hand-worked cut 2 above) -------------------------
+def test_compute_signal_subjects_rising_splits_at_the_previous_cutoff():
+    # Rash, ALL: A1's first Rash on 2024-03-31 = t0 (x0, day 31); A3 day 1 (2024-04-10) and B1 day 11 (x1).
+    result = compute_signal_subjects(EVENTS_CUT2, SUBJECTS_CUT2, "pt", "COHORT", "rising", "ALL", "Skin", "Rash", T0)
+    assert result[["USUBJID", "GROUP", "FIRST_ONSET_DAY", "PART"]].values.tolist() == [
+        ["A3", "A", 1, 1],
+        ["B1", "B", 11, 1],
+        ["A1", "A", 31, 0],
+    ]
+    assert list(result["FIRST_ONSET_DATE"].dt.strftime("%Y-%m-%d")) == ["2024-04-10", "2024-04-01", "2024-03-31"]
+    # The same row in group A only: x1 = A3, x0 = A1 (as in EXPECTED_CUT2: x1 = 1, x0 = 1).
+    in_a = compute_signal_subjects(EVENTS_CUT2, SUBJECTS_CUT2, "pt", "COHORT", "rising", "A", "Skin", "Rash", T0)
+    assert in_a[["USUBJID", "PART"]].values.tolist() == [["A3", 1], ["A1", 0]]
+
+
+def test_compute_signal_subjects_cohort_and_soc_and_unknown_term():
+    # Cohort test, Hypothyroidism in B: x1 = B2 (day 75); x0 = A2 (day 41). A1's pre-treatment record is not counted.
+    result = compute_signal_subjects(
+        EVENTS_CUT2, SUBJECTS_CUT2, "pt", "COHORT", "cohort", "B", "Endocrine", "Hypothyroidism", None
+    )
+    assert result[["USUBJID", "FIRST_ONSET_DAY", "PART"]].values.tolist() == [["B2", 75, 1], ["A2", 41, 0]]
+    # By SOC, Skin in cohort A: A3 (day 1), A1 (day 31) in x1; B1 (Pruritus day 5) in x0.
+    skin = compute_signal_subjects(EVENTS_CUT2, SUBJECTS_CUT2, "soc", "COHORT", "cohort", "A", "Skin", "", None)
+    assert skin[["USUBJID", "FIRST_ONSET_DAY", "PART"]].values.tolist() == [["A3", 1, 1], ["A1", 31, 1], ["B1", 5, 0]]
+    none = compute_signal_subjects(EVENTS_CUT2, SUBJECTS_CUT2, "pt", "COHORT", "cohort", "A", "Skin", "Nope", None)
+    assert none.empty and list(none.columns) == ["USUBJID", "GROUP", "FIRST_ONSET_DAY", "FIRST_ONSET_DATE", "PART"]
+    with pytest.raises(ValueError, match="needs `previous_cutoff`"):
+        compute_signal_subjects(EVENTS_CUT2, SUBJECTS_CUT2, "pt", "COHORT", "rising", "A", "Skin", "Rash", None)
