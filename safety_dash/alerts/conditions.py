@@ -24,13 +24,15 @@ from safety_dash.analysis import GROUP_COLUMN
 from safety_dash.metrics.baskets import derive_basket_events
 from safety_dash.metrics.events import flag_qualifying_events
 from safety_dash.metrics.rates import ALL_GROUP, compute_rate_table, derive_safety_groups
+from safety_dash.metrics.signals import compute_signal_subjects, compute_signals
 from safety_dash.metrics.terms import term_key
 
 log = logging.getLogger(__name__)
 
 # Dashboard pages and the query keys of its view state (safety_dash/web/state.py, in its order; alerts sits below
 # web, so the keys are repeated here rather than imported).
-PAGE_RATES, PAGE_SUBJECT, PAGE_ALERTS = "/rates", "/subject", "/alerts"
+PAGE_RATES, PAGE_SUBJECT, PAGE_ALERTS, PAGE_SIGNALS = "/rates", "/subject", "/alerts", "/signals"
+SIGNAL_NUMBERS = ("x1", "py1", "x0", "py0", "rate_ratio", "rr_ci_low", "rr_ci_high", "p_one_sided", "q_pt", "q_soc")
 VIEW_KEYS = ("study", "cut", "cohort", "grade", "serious", "related", "soc", "pt", "basket", "subject")
 MAX_LISTED = 50  # subjects and records quoted in an alert's evidence
 
@@ -45,6 +47,8 @@ class CutInfo:
     # Event rules fire for records whose version arose after this run (the study's last cut evaluated before this
     # one), so a cut that was never evaluated loses nothing; None: records new or changed in this cut.
     since_run: int | None = None
+    # The previous cut's cutoff when it is before this one (signal rules' rising test); None for a first cut.
+    previous_cutoff: dt.date | None = None
 
     def is_new(self, record: pd.Series) -> bool:
         """Whether an AE record counts as new or changed for this evaluation."""
@@ -76,6 +80,8 @@ def evaluate_rule(
     """The findings of one rule on a cut's derived subjects and events (metric naming)."""
     if rule.kind == "event":
         return evaluate_event_rule(rule, subjects, events, baskets, cut)
+    if rule.kind == "signal":
+        return evaluate_signal_rule(rule, subjects, events, baskets, cut)
     return evaluate_rate_rule(rule, subjects, events, baskets, cut)
 
 
@@ -258,6 +264,99 @@ def evaluate_rate_rule(rule, subjects, events, baskets, cut: CutInfo) -> list[Fi
                 summary=summary,
                 evidence=evidence,
                 view_path=build_view_path(PAGE_RATES, **filters),
+            )
+        )
+    return findings
+
+
+def flag_rule_signals(rule: Rule, table: pd.DataFrame, baskets: Mapping[str, frozenset[str]]) -> pd.Series:
+    """True for the rows of a signal table (``compute_signals``) that the signal rule fires on."""
+    p = rule.params
+    keep = table["test"].isin(p["tests"])
+    keep &= table["group"].isin(rule.cohorts) if rule.cohorts is not None else True
+    if rule.pt:
+        keep &= table["pt"].map(term_key).isin({term_key(t) for t in rule.pt})
+    if rule.soc:
+        keep &= table["soc"].map(term_key).isin({term_key(t) for t in rule.soc})
+    if rule.basket:
+        basket = next(iter(rule_baskets(rule, baskets).values()))
+        names = set(baskets) if rule.basket == (ANY_BASKET,) else set(rule.basket)
+        in_basket = (
+            table["pt"].isin(names)
+            if p["by"] == "basket"
+            else table["pt"].map(term_key).isin({term_key(t) for t in basket})
+        )
+        keep &= in_basket
+    if p["q_at_most"] is None:
+        return keep & table["flagged"]
+    return keep & (table["q_pt"] <= p["q_at_most"])
+
+
+def evaluate_signal_rule(rule, subjects, events, baskets, cut: CutInfo) -> list[Finding]:
+    """One finding per signal row (test, group, term) the rule fires on, with the row's numbers and its subjects."""
+    p = rule.params
+    if p["by"] == "basket" and not baskets:
+        raise ValueError(f"rule '{rule.id}' asks for signals by basket, but no baskets file is loaded")
+    args = (p["by"], GROUP_COLUMN, cut.previous_cutoff, cut.cutoff, baskets if p["by"] == "basket" else None)
+    filters = (rule.min_grade, rule.serious, rule.related)
+    table = compute_signals(events, subjects, *args, *filters)
+    findings = []
+    for _, row in table.loc[flag_rule_signals(rule, table, baskets)].iterrows():
+        test, group, soc, pt = row["test"], row["group"], row["soc"], row["pt"] or ""
+        term = pt or soc
+        members = compute_signal_subjects(
+            events, subjects, p["by"], GROUP_COLUMN, test, group, soc, pt, cut.previous_cutoff,
+            baskets if p["by"] == "basket" else None, *filters,
+        )  # fmt: skip
+        new_subjects = sorted(members.loc[members["PART"] == 1, "USUBJID"])
+        rate1 = 100 * row["x1"] / row["py1"] if row["py1"] > 0 else None
+        rate0 = 100 * row["x0"] / row["py0"] if row["py0"] > 0 else None
+        compared = f"before {cut.previous_cutoff}" if test == "rising" else "other cohorts"
+        numbers = {name: _float_or_none(row[name]) for name in SIGNAL_NUMBERS}
+        numbers["flagged"] = bool(row["flagged"])
+        ratio = "∞" if math.isinf(row["rate_ratio"]) else f"{row['rate_ratio']:.2f}"
+        high = "∞" if math.isinf(row["rr_ci_high"]) else f"{row['rr_ci_high']:.2f}"
+        what = "rising since the previous cut" if test == "rising" else "out of line with the other cohorts"
+        summary = (
+            f"{group}, {term}{_grade_text(rule)}: {what}; {int(row['x1'])} subjects / {row['py1']:.2f} PY against "
+            f"{int(row['x0'])} / {row['py0']:.2f} PY ({compared}), rate ratio {ratio} "
+            f"[{row['rr_ci_low']:.2f}, {high}], q {row['q_pt']:.3g} (cut {cut.run_id}, cutoff {cut.cutoff})."
+        )
+        evidence = {
+            "cut": _cut_json(cut),
+            "rule": _rule_json(rule),
+            "cohort": group,
+            "term": term,
+            "test": test,
+            "numbers": numbers,
+            "threshold": {"flagged": True} if p["q_at_most"] is None else {"q_at_most": p["q_at_most"]},
+            "subjects": new_subjects[:MAX_LISTED],
+            "n_subjects_listed": len(new_subjects),
+            "records": [],
+            "chart": {
+                "kind": "bars",
+                "title": f"{term}, {group}: subjects per 100 PY (cut {cut.run_id})",
+                "labels": [compared, "since the previous cut" if test == "rising" else group],
+                "values": [rate0, rate1],
+                "threshold": rate0 or 0.0,
+                "unit": "per 100 PY",
+                "highlight": 1,
+            },
+        }
+        view = {"study": cut.study_id, "cut": cut.run_id, "cohort": None if group == ALL_GROUP else group}
+        view |= {"soc": soc, "pt": pt or None, "grade": rule.min_grade}
+        view |= {"serious": rule.serious, "related": rule.related}
+        findings.append(
+            Finding(
+                rule=rule,
+                key=f"{rule.id}|{test}|{group}|{soc}|{pt}",
+                scope={"cohort": group, "term": term, "test": test},
+                may_fire=True,
+                title=f"{rule.name}: {term} {'rising' if test == 'rising' else 'out of line'} in "
+                + ("all subjects" if group == ALL_GROUP else group),
+                summary=summary,
+                evidence=evidence,
+                view_path=build_view_path(PAGE_SIGNALS, **view) + f"&test={test}",
             )
         )
     return findings

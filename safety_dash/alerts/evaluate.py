@@ -35,6 +35,7 @@ from safety_dash.alerts.rules import RuleSet, load_rule_file, rule_file_path
 from safety_dash.analysis import load_derived_frames, resolve_cut
 from safety_dash.db.models import utcnow
 from safety_dash.db.queries import run_query
+from safety_dash.signal_store import load_previous_cut
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,9 @@ def evaluate_alerts_for_cut(
 def load_cut_info(connection: Connection, run_id: int) -> CutInfo:
     """The study and cutoff of a succeeded cut; fails with a sentence for any other run."""
     cut = resolve_cut(connection, run_id=run_id)
-    return CutInfo(cut.run_id, cut.study_id, cut.cutoff)
+    previous = load_previous_cut(connection, run_id)
+    previous_cutoff = previous[1] if previous is not None and previous[1] < cut.cutoff else None
+    return CutInfo(cut.run_id, cut.study_id, cut.cutoff, previous_cutoff=previous_cutoff)
 
 
 def evaluate_ruleset(

@@ -8,7 +8,7 @@ at once (:class:`RuleFileError`). The format::
     digest_at: "07:00"                   # optional; UTC time of the daily digest (default 07:00)
     rules:
       - id: grade5                       # letters, digits, '-' and '_'; unique; part of every alert key
-        kind: event                      # event | incidence | eair | count | bayesian
+        kind: event                      # event | incidence | eair | count | bayesian | signal
         name: Grade 5 adverse event      # optional; the email's title
         min_grade: 5
         delivery: immediate              # immediate (default) | digest (one message per day)
@@ -25,7 +25,11 @@ Event rules may combine several term fields and lists (a record must match each 
 - ``count``: ``at_least`` (subjects), ``first_n`` (only the first n dosed subjects of the cohort),
   ``within_days`` (only onsets up to this study day);
 - ``bayesian``: ``p0``, ``above_probability``, ``prior: {a: 1, b: 1}``, ``min_n``: fires when
-  P(p > p0 | x of n) under the Beta(a + x, b + n - x) posterior exceeds ``above_probability``.
+  P(p > p0 | x of n) under the Beta(a + x, b + n - x) posterior exceeds ``above_probability``;
+- ``signal``: a row of the ``signals`` command (DOMAIN.md §7) that is ``flagged: true`` or whose q_pt is at most
+  ``q_at_most`` (give one of the two); ``test`` (rising or cohort; default both), ``by`` (pt, soc or basket; default
+  pt), ``cohorts`` (groups, ``ALL`` for the whole population's rising test); ``pt`` / ``soc`` / ``basket`` are
+  optional here and may be lists: they keep the rows about those terms (every term when none is given).
 """
 
 from __future__ import annotations
@@ -42,7 +46,9 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from safety_dash.identifiers import check_identifier
 
-KINDS = ("event", "incidence", "eair", "count", "bayesian")
+KINDS = ("event", "incidence", "eair", "count", "bayesian", "signal")
+SIGNAL_TESTS = ("rising", "cohort")
+SIGNAL_BY = ("pt", "soc", "basket")
 DELIVERIES = ("immediate", "digest")
 ANY_BASKET = "any"
 RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -58,6 +64,7 @@ KIND_FIELDS = {
     "eair": ("cohorts", "above_rate", "lower_bound_above", "min_n"),
     "count": ("cohorts", "at_least", "first_n", "within_days"),
     "bayesian": ("cohorts", "p0", "above_probability", "prior", "min_n"),
+    "signal": ("cohorts", "test", "by", "flagged", "q_at_most"),
 }
 REQUIRED = {
     "event": (),
@@ -65,6 +72,7 @@ REQUIRED = {
     "eair": ("above_rate",),
     "count": ("at_least",),
     "bayesian": ("p0", "above_probability"),
+    "signal": (),
 }
 
 
@@ -292,7 +300,7 @@ class _Checker:
             self.fail(fields["delivery"][1], f"{what}: delivery must be immediate or digest, not {delivery!r}")
         recipients = self.recipients(fields["recipients"][1], f"{what}: recipients") if "recipients" in fields else ()
         terms = {name: self.terms(fields, name, what) for name in ("pt", "soc", "basket")}
-        if kind is not None and kind != "event":
+        if kind is not None and kind not in ("event", "signal"):
             given = [name for name in ("pt", "soc", "basket") if name in fields]
             if len(given) != 1:
                 self.fail(node, f"{what}: a {kind} rule is about one term: give exactly one of pt, soc or basket "
@@ -320,6 +328,8 @@ class _Checker:
                                                       open_interval=True)  # fmt: skip
             params["min_n"] = self.number(fields, "min_n", what, integer=True, low=1) or 1
             params["prior_a"], params["prior_b"] = self.prior(fields, what)
+        elif kind == "signal":
+            params |= self.signal(fields, node, what)
         cohorts = None
         if "cohorts" in fields:
             cohorts = self.terms(fields, "cohorts", what)
@@ -343,6 +353,23 @@ class _Checker:
             cohorts=cohorts,
             params=params,
         )
+
+    def signal(self, fields: dict, node: Node, what: str) -> dict[str, Any]:
+        """The thresholds of a signal rule: tests, term level, and flagged or a q_pt bound (exactly one)."""
+        tests = self.terms(fields, "test", what) or SIGNAL_TESTS
+        for test in tests:
+            if test not in SIGNAL_TESTS:
+                self.fail(fields["test"][1], f"{what}: test must be rising or cohort (or a list of them), not {test!r}")
+        by = self.text(fields, "by", what) or "pt"
+        if by not in SIGNAL_BY:
+            self.fail(fields["by"][1], f"{what}: by must be pt, soc or basket, not {by!r}")
+        flagged = self.flag(fields, "flagged", what) if "flagged" in fields else None
+        q_at_most = self.number(fields, "q_at_most", what, low=0, high=1)
+        if ("flagged" in fields) == ("q_at_most" in fields):
+            self.fail(node, f"{what}: a signal rule needs exactly one of 'flagged: true' or 'q_at_most: <q>'")
+        elif flagged is False:
+            self.fail(fields["flagged"][1], f"{what}: flagged must be true (to fire on flagged signals)")
+        return {"tests": tuple(tests), "by": by, "q_at_most": q_at_most}
 
     def text(self, fields: dict, name: str, what: str) -> str | None:
         if name not in fields:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from safety_dash.alerts.conditions import build_view_path, term_filters
@@ -49,3 +51,26 @@ def test_flag_term_events_matches_rule_terms_as_dictionary_terms():
     assert flag_term_events(rule, events, {}).tolist() == [True, False, True]
     rule = Rule(id="r", kind="event", name="r", line=1, soc=("SKIN DISORDERS",))
     assert flag_term_events(rule, events, {}).tolist() == [True, True, True]
+
+
+def test_evaluate_signal_rule_fires_per_row_with_its_numbers_and_new_subjects():
+    from safety_dash.alerts.conditions import CutInfo, evaluate_rule
+    from safety_dash.alerts.rules import parse_rules
+    from tests.metrics.test_signals import EVENTS_CUT2, SUBJECTS_CUT2, T0, T1
+
+    text = "rules:\n  - id: s\n    kind: signal\n    test: rising\n    q_at_most: 0.05\n"
+    (rule,) = parse_rules(text, Path("T1.yaml"), "T1").rules
+    subjects = SUBJECTS_CUT2.rename(columns={"COHORT": "COHORT_GROUP"})
+    cut = CutInfo(7, "T1", T1, previous_cutoff=T0)
+    # Hand-worked cut 2 (tests/metrics/test_signals.py): only Rash rising in A has q_pt <= 0.05 (0.0216).
+    (finding,) = evaluate_rule(rule, subjects, EVENTS_CUT2, {}, cut)
+    assert finding.key == "s|rising|A|Skin|Rash"
+    assert finding.title == "s: Rash rising in A"
+    numbers = finding.evidence["numbers"]
+    assert (numbers["x1"], numbers["x0"], numbers["flagged"]) == (1, 1, False)
+    assert numbers["py1"] == pytest.approx(1 / 365.25) and numbers["py0"] == pytest.approx(91 / 365.25)
+    assert numbers["q_pt"] == pytest.approx(0.02162098299, rel=1e-9)
+    assert finding.evidence["subjects"] == ["A3"]  # onset after t0; A1's Rash on t0 is in x0
+    assert finding.view_path == "/signals?study=T1&cut=7&cohort=A&soc=Skin&pt=Rash&test=rising"
+    # Without a previous cut there is no rising row, so nothing fires.
+    assert evaluate_rule(rule, subjects, EVENTS_CUT2, {}, CutInfo(7, "T1", T1)) == []

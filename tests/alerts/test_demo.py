@@ -42,14 +42,24 @@ def test_the_demo_cuts_send_exactly_the_expected_emails(alert_settings, tmp_path
         f"Grade >= 3 pneumonitis: Pneumonitis (grade 5) in {fatal['cut1']['usubjid']}",
         "Toxicity stopping boundary, grade >= 3 immune-related events: " + TEN,
     ])  # fmt: skip
+    signal = "Flagged safety signal: "
     assert subjects_by_cut["cut2"] == sorted([
+        signal + "Hypothyroidism out of line in Ph Ib NPC",  # the demo's planted out-of-line cohort
         grade5.format(**fatal["cut2"]),
         "Grade >= 3 pneumonitis: Pneumonitis (grade 3) in QL1706-DEMO-07-0157",
         f"Grade >= 3 pneumonitis: Pneumonitis (grade 3) in {fatal['cut3']['usubjid']}",  # grade 3 before it is fatal
         "Grade >= 3 pneumonitis: Pneumonitis (grade 3) in QL1706-DEMO-12-0196",
         "Grade >= 3 pneumonitis: Pneumonitis (grade 4) in QL1706-DEMO-08-0215",
     ])  # fmt: skip
-    assert subjects_by_cut["cut3"] == [grade5.format(**fatal["cut3"])]
+    assert subjects_by_cut["cut3"] == sorted(
+        [
+            grade5.format(**fatal["cut3"]),
+            # the demo's planted rising hepatitis in the NSCLC cohort; Hypothyroidism in NPC is still open: no new email
+            signal + "Hepatitis rising in all subjects",
+            signal + "Hepatitis rising in Ph Ib NSCLC",
+            signal + "Hepatitis out of line in Ph Ib NSCLC",
+        ]
+    )
     assert all(m["To"] == "monitor@example.org" for m in mail_server.messages)
 
     engine = get_engine(alert_settings.database_url)
@@ -75,7 +85,7 @@ def test_the_demo_cuts_send_exactly_the_expected_emails(alert_settings, tmp_path
         evaluate_alerts(alert_settings, int(run_id))
     total = len(mail_server.messages)
     assert deliver_outbox(engine, alert_settings, now=morning + dt.timedelta(days=1)).sent == []
-    assert len(mail_server.messages) == total == 14
+    assert len(mail_server.messages) == total == 18  # 7 + 6 + 4 immediate emails and the digest
 
     # the Alerts page: a monitor acknowledges; the alert leaves the open list with who and when
     grade5_alert = alerts.loc[alerts["rule_id"] == "grade5"].iloc[0]
@@ -84,5 +94,5 @@ def test_the_demo_cuts_send_exactly_the_expected_emails(alert_settings, tmp_path
     with engine.connect() as connection:
         open_alerts = list_alerts(connection, "QL1706-DEMO", "open")
         acknowledged = list_alerts(connection, "QL1706-DEMO", "acknowledged")
-    assert len(open_alerts) == len(alerts) - 1 == 44
+    assert len(open_alerts) == len(alerts) - 1 == 48
     assert acknowledged["acknowledged_by"].tolist() == ["mona"]

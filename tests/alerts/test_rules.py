@@ -28,8 +28,9 @@ def test_load_rule_file_reads_the_demo_rules(tmp_path):
     path.write_text(DEMO_RULES.read_text(encoding="utf-8"), encoding="utf-8")
     ruleset = load_rule_file(path, baskets=BASKETS)
     assert ruleset.study_id == "QL1706-DEMO"
-    assert [r.kind for r in ruleset.rules] == ["event", "event", "event", "incidence", "count", "bayesian"]
-    grade5, pneumonitis, serious, incidence, count, bayesian = ruleset.rules
+    assert [r.kind for r in ruleset.rules] == ["event", "event", "event", "incidence", "count", "bayesian", "signal"]
+    grade5, pneumonitis, serious, incidence, count, bayesian, signal = ruleset.rules
+    assert dict(signal.params) == {"tests": ("rising", "cohort"), "by": "pt", "q_at_most": None}
     assert (grade5.id, grade5.min_grade, grade5.delivery, grade5.line) == ("grade5", 5, "immediate", 11)
     assert (pneumonitis.pt, pneumonitis.min_grade) == (("Pneumonitis",), 3)
     assert (serious.serious, serious.basket, serious.delivery) == (True, ("any",), "digest")
@@ -135,3 +136,27 @@ def test_parse_rules_rejects_a_file_without_rules_and_a_rule_without_id():
 def test_load_rule_file_says_where_to_write_a_missing_file(tmp_path):
     with pytest.raises(RuleFileError, match="no such file; write the study's rules to"):
         load_rule_file(tmp_path / "T1.yaml")
+
+
+# --- signal rules --------------------------------------------------------------------------------------------------
+
+
+def test_parse_rules_reads_a_signal_rule_with_terms_tests_and_a_q_bound():
+    text = ("rules:\n  - id: s\n    kind: signal\n    test: rising\n    by: soc\n    soc: [Hepatobiliary disorders]\n"
+            "    cohorts: [ALL]\n    q_at_most: 0.05\n")  # fmt: skip
+    (rule,) = parse_rules(text, Path("T1.yaml"), "T1", BASKETS).rules
+    assert (rule.kind, rule.soc, rule.cohorts) == ("signal", ("Hepatobiliary disorders",), ("ALL",))
+    assert dict(rule.params) == {"tests": ("rising",), "by": "soc", "q_at_most": 0.05}
+
+
+def test_parse_rules_signal_rule_needs_one_of_flagged_or_q_and_known_values():
+    one_of = "rule 's': a signal rule needs exactly one of 'flagged: true' or 'q_at_most: <q>'"
+    both = "rules:\n  - id: s\n    kind: signal\n    flagged: true\n    q_at_most: 0.1\n"
+    assert problems_of(both) == [(2, one_of)]
+    assert problems_of("rules:\n  - id: s\n    kind: signal\n") == [(2, one_of)]
+    bad = "rules:\n  - id: s\n    kind: signal\n    test: falling\n    by: hlt\n    flagged: false\n"
+    assert problems_of(bad) == [
+        (4, "rule 's': test must be rising or cohort (or a list of them), not 'falling'"),
+        (5, "rule 's': by must be pt, soc or basket, not 'hlt'"),
+        (6, "rule 's': flagged must be true (to fire on flagged signals)"),
+    ]
