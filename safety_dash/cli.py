@@ -144,6 +144,8 @@ def cmd_study_set(args: argparse.Namespace) -> int:
         episode_key=args.episode_key,
         max_removed_pct=args.max_removed_pct,
         max_quarantined_pct=args.max_quarantined_pct,
+        dlt_column=args.dlt_column,
+        dlt_days=args.dlt_days,
     )
     print(json.dumps(study, indent=2))
     return 0
@@ -293,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     study_set.add_argument(
         "--max-quarantined-pct", type=float, metavar="PCT", help="refuse a run quarantining more of a domain (10)"
     )
+
+    study_set.add_argument("--dlt-column", help="AE column (or SUPPAE qualifier) flagging a DLT with Y (AEDLT)")
+    study_set.add_argument("--dlt-days", type=int, metavar="N", help="DLT period in days from the first dose (21)")
 
     alerts_commands = group("alerts", "Threshold alerts: evaluate the rules, send the emails.")
     alerts_check = alerts_commands.add_parser("check", help=cmd_alerts_check.__doc__)

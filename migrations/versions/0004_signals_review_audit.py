@@ -1,4 +1,5 @@
-"""signals per cut; review status, comments and data queries; the append-only audit trail; session generations
+"""signals per cut; review status, comments and data queries; the append-only audit trail; session generations;
+the study's DLT column and period
 
 Cuts derived before this revision have no stored signals: they are computed when asked for (``signals`` and the
 Signals page do it), or stored by re-deriving the cut. ``audit_events`` and ``reviews`` are append-only: triggers
@@ -103,6 +104,9 @@ def upgrade() -> None:
 
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.add_column(sa.Column('session_generation', sa.Integer(), server_default='0', nullable=False))
+    with op.batch_alter_table('studies', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('dlt_column', sa.String(length=64), server_default='AEDLT', nullable=False))
+        batch_op.add_column(sa.Column('dlt_days', sa.Integer(), server_default='21', nullable=False))
 
     for table in APPEND_ONLY:
         create_append_only_triggers(table)
@@ -142,6 +146,9 @@ def downgrade() -> None:
         drop_append_only_triggers(table)
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_column('session_generation')
+    with op.batch_alter_table('studies', schema=None) as batch_op:
+        batch_op.drop_column('dlt_days')
+        batch_op.drop_column('dlt_column')
 
     with op.batch_alter_table('derived_signals', schema=None) as batch_op:
         batch_op.drop_index('ix_derived_signals_run_analysis')

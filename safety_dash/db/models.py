@@ -54,6 +54,10 @@ class Study(Base):
     # Guards against a wiped study: a run above either share fails unless accepted (ingest --accept-large-change).
     max_removed_pct: Mapped[float] = mapped_column(Float, default=10.0)
     max_quarantined_pct: Mapped[float] = mapped_column(Float, default=10.0)
+    # Dose-limiting toxicities (DOMAIN.md §6): the AE column (or SUPPAE qualifier) flagging a DLT with Y, and the
+    # DLT period in days from the first dose.
+    dlt_column: Mapped[str] = mapped_column(String(64), default="AEDLT", server_default="AEDLT")
+    dlt_days: Mapped[int] = mapped_column(Integer, default=21, server_default="21")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # Written first in every load transaction: serialises two loads of one study (a row lock on
     # PostgreSQL, the write lock on SQLite).

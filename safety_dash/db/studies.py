@@ -1,4 +1,7 @@
-"""A study's derivation settings: risk window, cohort column, AE record key, related set, CTCAE version."""
+"""A study's derivation settings: risk window, cohort column, AE record key, related set, CTCAE version, DLTs.
+
+Every change is written to the audit trail (``study_settings_changed``, the values before and after).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from safety_dash.audit import record_event
 from safety_dash.db.engine import get_engine
 from safety_dash.db.models import AdverseEventVersion, Study
 from safety_dash.identifiers import check_identifier
@@ -19,12 +23,14 @@ SETTABLE = (
     "episode_key",
     "max_removed_pct",
     "max_quarantined_pct",
+    "dlt_column",
+    "dlt_days",
 )
 CTCAE_VERSIONS = ("5.0", "6.0")
 
 
-def configure_study(database_url: str, study_id: str, **changes: Any) -> dict[str, Any]:
-    """Create or change a study's settings and return them all.
+def configure_study(database_url: str, study_id: str, actor: str = "cli", **changes: Any) -> dict[str, Any]:
+    """Create or change a study's settings and return them all; ``actor`` is who changed them (the audit trail).
 
     The AE record key can only change before the study's first AE is loaded: records already stored are
     keyed by the old columns, and a new key would make every one of them look removed and new. The CTCAE
@@ -52,6 +58,11 @@ def configure_study(database_url: str, study_id: str, **changes: Any) -> dict[st
         elif changes:
             connection.execute(Study.__table__.update().where(Study.study_id == study_id).values(**changes))
         settings = connection.execute(select(Study.__table__).where(Study.study_id == study_id)).one()
+        before = {name: getattr(row, name) for name in changes} if row is not None else None
+        after = {name: getattr(settings, name) for name in changes}
+        if row is None or before != after:
+            record_event(connection, actor, "study_settings_changed", "study", study_id, study_id=study_id,
+                         before=before, after=after)  # fmt: skip
     return {name: getattr(settings, name) for name in ("study_id",) + SETTABLE}
 
 
@@ -71,6 +82,13 @@ def _check(changes: dict[str, Any]) -> None:
         if key and not key.replace("_", "").isalnum():
             raise ValueError(f"episode_key must be an AE column name such as AEGRPID, not {changes['episode_key']!r}")
         changes["episode_key"] = key or None
+    if "dlt_days" in changes and not 1 <= int(changes["dlt_days"]) <= 365:
+        raise ValueError(f"dlt_days must be a number of days from 1 to 365, not {changes['dlt_days']}")
+    if "dlt_column" in changes:
+        column = str(changes["dlt_column"]).strip().upper()
+        if not column or not column.replace("_", "").isalnum():
+            raise ValueError(f"dlt_column must be an AE column name such as AEDLT, not {changes['dlt_column']!r}")
+        changes["dlt_column"] = column
     if "ctcae_version" in changes and changes["ctcae_version"] not in CTCAE_VERSIONS:
         raise ValueError(f"ctcae_version must be one of {', '.join(CTCAE_VERSIONS)}, not {changes['ctcae_version']}")
     if "related_values" in changes:
