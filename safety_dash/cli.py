@@ -151,6 +151,31 @@ def cmd_study_set(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Check the audit trail's hash chain; exit 1 naming the first broken row."""
+    from safety_dash.audit import verify_chain
+    from safety_dash.db.engine import get_engine
+
+    with get_engine(load_settings().database_url).connect() as connection:
+        checked, broken = verify_chain(connection)
+    if broken is not None:
+        print(f"audit trail broken at row {broken.row_id}: {broken.reason} ({checked} rows before it verified)")
+        return 1
+    print(f"audit trail verified: {checked} rows, each chained to the one before it")
+    return 0
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    """The audit trail (from --since, UTC) as CSV or JSON, oldest first."""
+    from safety_dash.audit import export_events
+    from safety_dash.db.engine import get_engine
+
+    with get_engine(load_settings().database_url).connect() as connection:
+        events = export_events(connection, args.since)
+    _print_table(events, args.format)
+    return 0
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     """Create or migrate the database to the newest schema."""
     settings = load_settings()
@@ -316,6 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
     users_add.add_argument("name", help="user name (letters, digits, '.', '_', '@', '-')")
     users_add.add_argument("--role", required=True, choices=("monitor", "committee", "admin"))
     users_add.add_argument("--replace", action="store_true", help="if the user exists, set a new password and role")
+
+    audit_commands = group("audit", "The append-only audit trail: verify its hash chain, export it.")
+    audit_commands.add_parser("verify", help=cmd_audit_verify.__doc__).set_defaults(handler=cmd_audit_verify)
+    audit_export = audit_commands.add_parser("export", help=cmd_audit_export.__doc__)
+    audit_export.set_defaults(handler=cmd_audit_export)
+    audit_export.add_argument("--since", type=_date, metavar="DATE", help="only events on or after DATE (UTC)")
+    audit_export.add_argument("--format", choices=("csv", "json"), default="csv")
 
     db_commands = group("db", "Database schema: create or migrate.")
     db_commands.add_parser("upgrade", help=cmd_db_upgrade.__doc__).set_defaults(handler=cmd_db_upgrade)

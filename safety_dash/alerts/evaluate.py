@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from safety_dash.alerts.models import Alert, AlertEvaluation
 from safety_dash.alerts.outbox import enqueue_alert
 from safety_dash.alerts.rules import RuleSet, load_rule_file, rule_file_path
 from safety_dash.analysis import load_derived_frames, resolve_cut
+from safety_dash.audit import record_event
 from safety_dash.db.models import utcnow
 from safety_dash.db.queries import run_query
 from safety_dash.signal_store import load_previous_cut
@@ -80,7 +83,18 @@ def evaluate_alerts_for_cut(
         result.message = f"no rule file {path}: study {cut.study_id} has no alert rules"
         return result
     ruleset = load_rule_file(path, cut.study_id, baskets)
+    record_rules_loaded(connection, cut.study_id, path, len(ruleset.rules))
     return evaluate_ruleset(connection, cut, ruleset, baskets, now)
+
+
+def record_rules_loaded(connection: Connection, study_id: str, path: Path, n_rules: int) -> None:
+    """Write ``rules_loaded`` to the audit trail when the study's rule file differs from the one last loaded."""
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    last = run_query(connection, "audit_last_event", action="rules_loaded", study_id=study_id)
+    if not last.empty and json.loads(last.iloc[0]["after"]).get("sha256") == sha256:
+        return
+    record_event(connection, "scheduler", "rules_loaded", "rule_file", str(path), study_id=study_id,
+                 after={"sha256": sha256, "rules": n_rules})  # fmt: skip
 
 
 def load_cut_info(connection: Connection, run_id: int) -> CutInfo:

@@ -15,6 +15,7 @@ import pandas as pd
 from sqlalchemy import Connection, select, update
 
 from safety_dash.alerts.models import ALERT_STATUSES, Alert, OutboxMessage, OutboxRecipient
+from safety_dash.audit import record_event
 from safety_dash.db.models import utcnow
 from safety_dash.db.queries import run_query
 
@@ -118,7 +119,8 @@ def acknowledge_alert(connection: Connection, alert_id: int, username: str, role
     """Acknowledge an open alert as ``username`` in ``role`` with ``comment``; return the alert as a dict.
 
     Only monitors and admins acknowledge; a committee member gets a PermissionError with the reason. An alert whose
-    condition is already gone is resolved at once (it can then fire again if the condition comes back).
+    condition is already gone is resolved at once (it can then fire again if the condition comes back). The
+    acknowledgement is written to the audit trail (``alert_acknowledged``, the comment as its reason).
     """
     if role in READING_ROLES:
         raise PermissionError(
@@ -149,4 +151,6 @@ def acknowledge_alert(connection: Connection, alert_id: int, username: str, role
     result = connection.execute(update(Alert).where(Alert.id == alert_id, Alert.status == "open").values(**values))
     if result.rowcount != 1:
         raise ValueError(f"alert {alert_id} was acknowledged by someone else a moment ago; reload the page")
+    record_event(connection, username.strip(), "alert_acknowledged", "alert", alert_id, study_id=row.study_id,
+                 before={"status": "open"}, after={"status": values["status"]}, reason=comment.strip())  # fmt: skip
     return dict(connection.execute(select(Alert.__table__).where(Alert.id == alert_id)).one()._mapping)

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from safety_dash.audit import record_event
 from safety_dash.db.engine import get_engine
 from safety_dash.db.models import IngestionRun, Study, utcnow
 from safety_dash.identifiers import IdentifierError, check_identifier
@@ -101,6 +102,8 @@ def ingest_extract(
             .values(source=str(folder), trigger=trigger, worker=current_worker(), status="running", started_at=utcnow())
             .returning(IngestionRun.__table__.c.id)
         ).scalar_one()
+        record_event(connection, trigger, "ingestion_started", "ingestion_run", run_id,
+                     after={"source": str(folder), "trigger": trigger, "worker": current_worker()})  # fmt: skip
     read: dict[str, Any] = {}  # what _run learnt before it failed: study, cutoff, files
     try:
         result = _run(engine, run_id, folder, study_id, cutoff, accept_large_change, read)
@@ -111,7 +114,22 @@ def ingest_extract(
     if result.status == "failed":
         with engine.begin() as connection:
             _finish_run(connection, run_id, "failed", result.message)
+    # In its own short transaction after the load's: the trail's writers never wait for a long load.
+    with engine.begin() as connection:
+        record_ingestion_finished(connection, trigger, result)
     return result
+
+
+def record_ingestion_finished(connection: Connection, actor: str, result: RunResult) -> None:
+    """The trail's record of a finished run (and of a large change accepted with ``--accept-large-change``)."""
+    files = {item["path"]: item["sha256"] for item in result.files or []}
+    after = {"status": result.status, "study_id": result.study_id, "cutoff": result.cutoff, "message": result.message,
+             "files_sha256": files}  # fmt: skip
+    record_event(connection, actor, "ingestion_finished", "ingestion_run", result.run_id, study_id=result.study_id,
+                 after=after)  # fmt: skip
+    if result.status == "succeeded" and result.accepted_large_change:
+        record_event(connection, actor, "ingestion_large_change_accepted", "ingestion_run", result.run_id,
+                     study_id=result.study_id, reason=result.message)  # fmt: skip
 
 
 def _run(
