@@ -146,6 +146,7 @@ def cmd_study_set(args: argparse.Namespace) -> int:
         max_quarantined_pct=args.max_quarantined_pct,
         dlt_column=args.dlt_column,
         dlt_days=args.dlt_days,
+        lb_key_columns=args.lb_key,
     )
     print(json.dumps(study, indent=2))
     return 0
@@ -309,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--cohort-column", help="DM column that groups subjects (default COHORT if present, else ACTARM)"
     )
     study_set.add_argument("--ae-key", help="AE record key columns, e.g. USUBJID,AESPID,AETERM,AESTDTC")
+    study_set.add_argument("--lb-key", help="LB record key columns (default USUBJID,LBSEQ), before the first LB load")
     study_set.add_argument("--related", help="AEREL values counted as related, comma-separated")
     study_set.add_argument("--ctcae-version", choices=("5.0", "6.0"))
     study_set.add_argument(

@@ -48,6 +48,7 @@ class Study(Base):
     window_days: Mapped[int] = mapped_column(Integer, default=90)
     ctcae_version: Mapped[str] = mapped_column(String(8), default="5.0")
     ae_key_columns: Mapped[str] = mapped_column(String(200), default="USUBJID,AESEQ")
+    lb_key_columns: Mapped[str] = mapped_column(String(200), default="USUBJID,LBSEQ", server_default="USUBJID,LBSEQ")
     related_values: Mapped[str] = mapped_column(String(200), default="RELATED,PROBABLE,POSSIBLE,Y")
     # AE column whose equal non-empty values (per subject and PT) make grade-period records one event.
     episode_key: Mapped[str | None] = mapped_column(String(64))
@@ -164,6 +165,32 @@ class AdverseEventVersion(_Versioned, Base):
     aegrpid: Mapped[SdtmText]
 
     __table_args__ = (Index("ix_ae_versions_current", "study_id", "record_key", "valid_to_run"),)
+
+
+class LabVersion(_Versioned, Base):
+    """An LB row (or an ADLB row mapped onto LB) as delivered in a data cut; results in standard units."""
+
+    __tablename__ = "lb_versions"
+
+    lbseq: Mapped[SdtmText]
+    lbtestcd: Mapped[SdtmText]
+    lbtest: Mapped[SdtmText]
+    lbcat: Mapped[SdtmText]
+    lborres: Mapped[SdtmText]
+    lborresu: Mapped[SdtmText]
+    lbstresc: Mapped[SdtmText]
+    lbstresn: Mapped[float | None] = mapped_column(Float)
+    lbstresu: Mapped[SdtmText]
+    lbstnrlo: Mapped[float | None] = mapped_column(Float)
+    lbstnrhi: Mapped[float | None] = mapped_column(Float)
+    lbnrind: Mapped[SdtmText]
+    lbblfl: Mapped[SdtmText]
+    lblobxfl: Mapped[SdtmText]
+    visitnum: Mapped[SdtmText]
+    visit: Mapped[SdtmText]
+    lbdtc: Mapped[SdtmText]
+
+    __table_args__ = (Index("ix_lb_versions_current", "study_id", "record_key", "valid_to_run"),)
 
 
 class QuarantinedRow(Base):

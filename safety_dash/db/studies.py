@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from safety_dash.audit import record_event
 from safety_dash.db.engine import get_engine
-from safety_dash.db.models import AdverseEventVersion, Study
+from safety_dash.db.models import AdverseEventVersion, LabVersion, Study
 from safety_dash.identifiers import check_identifier
 
 SETTABLE = (
@@ -25,6 +25,7 @@ SETTABLE = (
     "max_quarantined_pct",
     "dlt_column",
     "dlt_days",
+    "lb_key_columns",
 )
 CTCAE_VERSIONS = ("5.0", "6.0")
 
@@ -52,6 +53,13 @@ def configure_study(database_url: str, study_id: str, actor: str = "cli", **chan
                 raise ValueError(
                     f"study {study_id} already has {loaded} AE records; {locked} cannot change after the first load"
                 )
+        labs = connection.execute(
+            select(func.count()).select_from(LabVersion).where(LabVersion.study_id == study_id)
+        ).scalar_one()
+        if labs and "lb_key_columns" in changes and (row is None or row.lb_key_columns != changes["lb_key_columns"]):
+            raise ValueError(
+                f"study {study_id} already has {labs} LB records; lb_key_columns cannot change after the first load"
+            )
         if row is None:
             # Unset settings take the model's defaults (models.Study), the same as a study made by its first extract.
             connection.execute(Study.__table__.insert().values(study_id=study_id, **changes))
@@ -69,11 +77,12 @@ def configure_study(database_url: str, study_id: str, actor: str = "cli", **chan
 def _check(changes: dict[str, Any]) -> None:
     if "window_days" in changes and not 0 <= int(changes["window_days"]) <= 3650:
         raise ValueError(f"window_days must be a number of days from 0 to 3650, not {changes['window_days']}")
-    if "ae_key_columns" in changes:
-        columns = [c.strip().upper() for c in str(changes["ae_key_columns"]).split(",") if c.strip()]
-        if "USUBJID" not in columns or len(columns) < 2:
-            raise ValueError("ae_key_columns must name USUBJID and at least one more column, e.g. USUBJID,AESEQ")
-        changes["ae_key_columns"] = ",".join(columns)
+    for name, example in (("ae_key_columns", "USUBJID,AESEQ"), ("lb_key_columns", "USUBJID,LBSEQ")):
+        if name in changes:
+            columns = [c.strip().upper() for c in str(changes[name]).split(",") if c.strip()]
+            if "USUBJID" not in columns or len(columns) < 2:
+                raise ValueError(f"{name} must name USUBJID and at least one more column, e.g. {example}")
+            changes[name] = ",".join(columns)
     for name in ("max_removed_pct", "max_quarantined_pct"):
         if name in changes and not 0 <= float(changes[name]) <= 100:
             raise ValueError(f"{name} must be a percentage from 0 to 100, not {changes[name]}")

@@ -17,15 +17,16 @@ import pandas as pd
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, text, update
 
 from safety_dash.db.bulk import bulk_insert
-from safety_dash.db.models import AdverseEventVersion, ExposureVersion, QuarantinedRow, SubjectVersion
+from safety_dash.db.models import AdverseEventVersion, ExposureVersion, LabVersion, QuarantinedRow, SubjectVersion
 from safety_dash.ingest.readers import ROW_COLUMN
-from safety_dash.ingest.sdtm import DROPPED, STANDARD
+from safety_dash.ingest.sdtm import DROPPED, NUMERIC_COLUMNS, STANDARD
 from safety_dash.ingest.validate import KEY_COLUMN, ValidatedExtract
 
 TABLES: dict[str, Table] = {
     "dm": SubjectVersion.__table__,
     "ex": ExposureVersion.__table__,
     "ae": AdverseEventVersion.__table__,
+    "lb": LabVersion.__table__,
 }
 COUNT_NAMES = ("read", "loaded", "quarantined", "new", "changed", "unchanged", "removed")
 HASH_COLUMN, ID_COLUMN, FROM_COLUMN, CHANGE_COLUMN = "_HASH", "ID", "VALID_FROM_RUN", "CHANGE"
@@ -41,11 +42,14 @@ class LoadedCut:
 
 
 def load_extract(connection: Connection, run_id: int, study_id: str, extract: ValidatedExtract) -> LoadedCut:
-    """Store one validated extract as cut ``run_id``; return the counts and the cut's records."""
+    """Store one validated extract as cut ``run_id``; return the counts and the cut's records.
+
+    An optional domain (LB) absent from the extract is not touched: its stored records stay as they were.
+    """
     counts: dict[str, dict] = {}
     frames: dict[str, pd.DataFrame] = {}
     previous: dict[str, int] = {}
-    for domain in ("dm", "ex", "ae"):
+    for domain in extract.frames:
         changes, frames[domain] = load_domain(
             connection, run_id, study_id, domain, extract.frames[domain], extract.quarantined_keys[domain]
         )
@@ -190,8 +194,8 @@ def _version_rows(frame: pd.DataFrame, domain: str, study_id: str, run_id: int) 
     for column in STANDARD[domain]:
         if column != "USUBJID":
             base[column.lower()] = frame[column].to_numpy()
-    if domain == "ex":
-        base["exdose"] = pd.to_numeric(frame["EXDOSE"], errors="coerce").to_numpy()
+    for column in NUMERIC_COLUMNS.get(domain, ()):
+        base[column.lower()] = pd.to_numeric(frame[column], errors="coerce").to_numpy()
     base["extra"] = _extra_dicts(frame, _extra_columns(frame, domain))
     return base
 
@@ -207,8 +211,9 @@ def _cut_records(connection: Connection, table: Table, domain: str, frame: pd.Da
     """The cut's records of one domain: this extract's rows, plus the kept versions of quarantined rows."""
     records = frame  # renamed in place, not copied: a million AE rows are held once
     records.rename(columns={KEY_COLUMN: "RECORD_KEY"}, inplace=True)
-    if domain == "ex":
-        records["EXDOSE"] = pd.to_numeric(records["EXDOSE"], errors="coerce")
+    numeric = NUMERIC_COLUMNS.get(domain, ())
+    for column in numeric:
+        records[column] = pd.to_numeric(records[column], errors="coerce")
     if not kept_ids:
         return records
     rows = connection.execute(select(table).where(table.c.id.in_(kept_ids))).mappings().all()
@@ -216,4 +221,4 @@ def _cut_records(connection: Connection, table: Table, domain: str, frame: pd.Da
                          for row in rows])  # fmt: skip
     kept = kept.drop(columns=["STUDY_ID", "CONTENT_HASH", "VALID_TO_RUN"]).rename(columns={"SOURCE_ROW": ROW_COLUMN})
     kept = kept.rename(columns={"VALID_FROM_RUN": FROM_COLUMN})
-    return pd.concat([records, kept], ignore_index=True).fillna({c: "" for c in records.columns if c != "EXDOSE"})
+    return pd.concat([records, kept], ignore_index=True).fillna({c: "" for c in records.columns if c not in numeric})

@@ -23,7 +23,7 @@ from safety_dash.db.models import IngestionRun, Study, utcnow
 from safety_dash.identifiers import IdentifierError, check_identifier
 from safety_dash.ingest.load import COUNT_NAMES, load_extract
 from safety_dash.ingest.readers import FileProblem, SourceFile, find_domain_files, read_domain_file
-from safety_dash.ingest.sdtm import empty_exposure, map_adam
+from safety_dash.ingest.sdtm import OPTIONAL_DOMAINS, empty_exposure, map_adam
 from safety_dash.ingest.validate import validate_extract
 from safety_dash.processes import current_host, is_dead_here
 
@@ -51,6 +51,7 @@ class RunResult:
         """The run summary in the documented JSON shape; a failed run loaded nothing, so it reports zeros."""
         zeros = dict.fromkeys(COUNT_NAMES, 0)
         domains = {domain: self.domains.get(domain, zeros) for domain in ("dm", "ex", "ae")}
+        domains |= {domain: counts for domain, counts in self.domains.items() if domain in OPTIONAL_DOMAINS}
         return {
             "run_id": self.run_id,
             "status": self.status,
@@ -157,7 +158,9 @@ def _run(
             .values(study_id=study_id, cutoff=cutoff, checksums=compute_checksums(sources), files=files)
         )
     clock.lap("read")
-    extract = validate_extract(sources, study_id, tuple(study.ae_key_columns.split(",")))
+    key_columns = {"ae_key_columns": tuple(study.ae_key_columns.split(",")),
+                   "lb_key_columns": tuple(study.lb_key_columns.split(","))}  # fmt: skip
+    extract = validate_extract(sources, study_id, **key_columns)
     findings = find_large_quarantine(extract, study)
     if findings and not accept_large_change:
         raise LargeChange(findings)
@@ -214,13 +217,13 @@ def compute_checksums(sources: dict[str, SourceFile]) -> dict[str, str]:
 
 def find_large_quarantine(extract, study: Study) -> list[str]:
     """Sentences for each domain whose quarantined share of rows is above the study's ``max_quarantined_pct``."""
-    shares = {domain: (extract.quarantined_rows(domain), extract.read[domain]) for domain in ("dm", "ex", "ae")}
+    shares = {domain: (extract.quarantined_rows(domain), extract.read[domain]) for domain in extract.read}
     return _shares_above(shares, study.max_quarantined_pct, "quarantine {part} of {whole} {domain} rows")
 
 
 def find_large_removal(loaded, study: Study) -> list[str]:
     """Sentences for each domain whose removed share of the previous cut's records is above ``max_removed_pct``."""
-    shares = {domain: (loaded.counts[domain]["removed"], loaded.previous[domain]) for domain in ("dm", "ex", "ae")}
+    shares = {domain: (loaded.counts[domain]["removed"], loaded.previous[domain]) for domain in loaded.counts}
     return _shares_above(
         shares, study.max_removed_pct, "mark {part} of the previous cut's {whole} {domain} records removed"
     )
@@ -278,7 +281,7 @@ class _PhaseClock:
 
 
 def read_extract(folder: Path) -> dict[str, SourceFile]:
-    """Read the DM, EX and AE (or ADSL and ADAE) files of an extract folder."""
+    """Read the DM, EX, AE and optional LB (or ADSL, ADAE, ADLB) files of an extract folder."""
     files = find_domain_files(folder)
     if not files:
         raise FileProblem(

@@ -21,8 +21,8 @@ import pandas as pd
 import pyreadstat
 
 SUFFIXES = (".xpt", ".sas7bdat", ".csv")
-SDTM_DOMAINS = ("dm", "ex", "ae")
-ADAM_DOMAINS = ("adsl", "adae")
+SDTM_DOMAINS = ("dm", "ex", "ae", "lb")
+ADAM_DOMAINS = ("adsl", "adae", "adlb")
 ROW_COLUMN = "_ROW"  # 1-based data row number in the source file (the header line of a CSV is not counted)
 FIELDS_COLUMN = "_FIELDS"  # fields per row, present only when some CSV row has fewer fields than the header
 
@@ -49,7 +49,7 @@ class SourceFile:
 
 
 def find_domain_files(folder: Path) -> dict[str, Path]:
-    """The dm/ex/ae (or adsl/adae) files of an extract folder, by lower-case domain name.
+    """The dm/ex/ae and optional lb (or adsl/adae/adlb) files of an extract folder, by lower-case domain name.
 
     File names are matched case-insensitively; two files for one domain (``ae.xpt`` and ``AE.csv``) are a
     problem, since we cannot tell which one the sender meant.

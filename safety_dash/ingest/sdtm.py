@@ -9,6 +9,7 @@ REQUIRED = {
     "dm": ("USUBJID", "RFXSTDTC", "RFXENDTC", "DTHDTC"),
     "ex": ("USUBJID", "EXTRT", "EXDOSE", "EXSTDTC"),
     "ae": ("USUBJID", "AETERM", "AEDECOD", "AEBODSYS", "AESTDTC"),
+    "lb": ("USUBJID", "LBTESTCD", "LBDTC"),
 }
 
 #: Columns stored as their own database columns (lower-cased); any other column is kept in ``extra``.
@@ -20,13 +21,25 @@ STANDARD = {
         "AESLIFE", "AESHOSP", "AESDISAB", "AESCONG", "AESMIE", "AEREL", "AEACN", "AEOUT", "AESTDTC", "AEENDTC",
         "AEGRPID",
     ),
+    "lb": (
+        "USUBJID", "LBSEQ", "LBTESTCD", "LBTEST", "LBCAT", "LBORRES", "LBORRESU", "LBSTRESC", "LBSTRESN", "LBSTRESU",
+        "LBSTNRLO", "LBSTNRHI", "LBNRIND", "LBBLFL", "LBLOBXFL", "VISITNUM", "VISIT", "LBDTC",
+    ),
 }  # fmt: skip
+
+#: Optional domains: an extract without them loads as before, and leaves their stored records as they were.
+OPTIONAL_DOMAINS = ("lb",)
+#: Every domain, in loading order (DM first: the others are checked against its subjects).
+DOMAINS = ("dm", "ex", "ae", "lb")
+#: Numeric columns: stored as numbers; a value that is not a number quarantines the row.
+NUMERIC_COLUMNS = {"ex": ("EXDOSE",), "lb": ("LBSTRESN", "LBSTNRLO", "LBSTNRHI")}
 
 #: ISO 8601 date columns checked on every row.
 DATE_COLUMNS = {
     "dm": ("RFXSTDTC", "RFXENDTC", "DTHDTC"),
     "ex": ("EXSTDTC", "EXENDTC"),
     "ae": ("AESTDTC", "AEENDTC"),
+    "lb": ("LBDTC",),
 }
 
 #: Columns never stored: the domain code and the study (kept on the study row).
@@ -41,14 +54,31 @@ ADAM_TO_SDTM = {
         "AETOXGR": ("ATOXGR",),
         "AESEQ": ("ASEQ",),  # the record key of an ADAE without the SDTM sequence number
     },
+    "adlb": {
+        "LBTESTCD": ("PARAMCD",),
+        "LBTEST": ("PARAM",),
+        "LBSTRESN": ("AVAL",),
+        "LBSTRESC": ("AVALC",),
+        "LBSTNRLO": ("ANRLO",),
+        "LBSTNRHI": ("ANRHI",),
+        "LBDTC": ("ADT", "ADTM"),
+        "LBBLFL": ("ABLFL",),
+        "LBSEQ": ("ASEQ",),
+        "VISIT": ("AVISIT",),
+        "VISITNUM": ("AVISITN",),
+    },
 }
+ADAM_TARGETS = {"adsl": "dm", "adae": "ae", "adlb": "lb"}
+#: SDTM variables that stay missing when no ADaM variable stands in for them: the file then fails naming them.
+NEVER_FILLED = ("RFXSTDTC", "AESTDTC", "LBTESTCD", "LBDTC", "LBSEQ")
 
 
 def map_adam(domain: str, frame: pd.DataFrame) -> tuple[str, pd.DataFrame]:
-    """An ADSL or ADAE frame mapped onto DM or AE; SDTM frames pass through unchanged.
+    """An ADSL, ADAE or ADLB frame mapped onto DM, AE or LB; SDTM frames pass through unchanged.
 
-    The ADaM variable is copied, not renamed, so the row as delivered keeps it too. A date ADaM does not
-    require (an ADSL without DTHDT) becomes an empty column rather than a missing one.
+    The ADaM variable is copied, not renamed, so the row as delivered keeps it too. A variable ADaM does not
+    require (an ADSL without DTHDT) becomes an empty column rather than a missing one; those of
+    :data:`NEVER_FILLED` stay missing, so the file fails naming them.
     """
     if domain not in ADAM_TO_SDTM:
         return domain, frame
@@ -57,9 +87,9 @@ def map_adam(domain: str, frame: pd.DataFrame) -> tuple[str, pd.DataFrame]:
         source = next((c for c in candidates if c in frame.columns), None)
         if sdtm not in frame.columns and source is not None:
             frame[sdtm] = frame[source]
-        elif sdtm not in frame.columns and sdtm not in ("RFXSTDTC", "AESTDTC"):
+        elif sdtm not in frame.columns and sdtm not in NEVER_FILLED:
             frame[sdtm] = ""
-    return {"adsl": "dm", "adae": "ae"}[domain], frame
+    return ADAM_TARGETS[domain], frame
 
 
 def empty_exposure() -> pd.DataFrame:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from safety_dash.ingest.readers import FIELDS_COLUMN, ROW_COLUMN, FileProblem, SourceFile, format_numbers
-from safety_dash.ingest.sdtm import DATE_COLUMNS, REQUIRED, STANDARD
+from safety_dash.ingest.sdtm import DATE_COLUMNS, DOMAINS, NUMERIC_COLUMNS, REQUIRED, STANDARD
 from safety_dash.metrics.dates import parse_partial_date
 
 KEY_COLUMN = "_KEY"
@@ -82,18 +82,28 @@ def check_study_of_file(source: SourceFile, study_id: str) -> None:
 
 
 def validate_extract(
-    sources: dict[str, SourceFile], study_id: str, ae_key_columns: tuple[str, ...] = ("USUBJID", "AESEQ")
+    sources: dict[str, SourceFile],
+    study_id: str,
+    ae_key_columns: tuple[str, ...] = ("USUBJID", "AESEQ"),
+    lb_key_columns: tuple[str, ...] = ("USUBJID", "LBSEQ"),
 ) -> ValidatedExtract:
-    """Apply every row rule to DM, EX and AE; return what loads and what is quarantined, with reasons."""
-    key_columns = {"dm": ("USUBJID",), "ex": _exposure_key(sources["ex"].frame), "ae": ae_key_columns}
-    for domain in ("dm", "ex", "ae"):
+    """Apply every row rule to DM, EX, AE and (when sent) LB; return what loads and what is quarantined, with
+    reasons."""
+    key_columns = {
+        "dm": ("USUBJID",),
+        "ex": _exposure_key(sources["ex"].frame),
+        "ae": ae_key_columns,
+        "lb": lb_key_columns,
+    }
+    domains = [domain for domain in DOMAINS if domain in sources]
+    for domain in domains:
         check_required_columns(sources[domain], key_columns[domain])
         check_study_of_file(sources[domain], study_id)
     problems: list[pd.DataFrame] = []
     frames: dict[str, pd.DataFrame] = {}
     quarantined_keys: dict[str, set[str]] = {}
     dm_subjects: set[str] = set()
-    for domain in ("dm", "ex", "ae"):
+    for domain in domains:
         source = sources[domain]
         header_fields = sum(not c.startswith("_") for c in source.frame.columns)
         frame = _with_standard_columns(source.frame, domain)
@@ -116,7 +126,7 @@ def validate_extract(
             found["raw"] = [raw.loc[r].to_dict() for r in found["row_number"]]
             problems.append(found[QUARANTINE_COLUMNS])
     quarantine = pd.concat(problems, ignore_index=True) if problems else pd.DataFrame(columns=QUARANTINE_COLUMNS)
-    read = {domain: len(sources[domain].frame) for domain in ("dm", "ex", "ae")}
+    read = {domain: len(sources[domain].frame) for domain in domains}
     return ValidatedExtract(frames, quarantine, read, quarantined_keys)
 
 
@@ -187,10 +197,12 @@ def _find_problems(
     for column in DATE_COLUMNS[domain]:
         messages = _date_messages(frame[column])
         add(messages != "", column, lambda v: _date_problem(v))
+    for column in NUMERIC_COLUMNS.get(domain, ()):
+        number = _numbers(frame[column])
+        what = "dose" if column == "EXDOSE" else f"{column} (a numeric result or limit)"
+        add((frame[column] != "") & number.isna(), column, lambda v, what=what: f"{what} {v!r} is not a number")
     if domain == "ex":
-        dose = pd.to_numeric(frame["EXDOSE"], errors="coerce")
-        add((frame["EXDOSE"] != "") & dose.isna(), "EXDOSE", lambda v: f"dose {v!r} is not a number")
-        add(dose < 0, "EXDOSE", lambda v: f"dose {v} is negative")
+        add(_numbers(frame["EXDOSE"]) < 0, "EXDOSE", lambda v: f"dose {v} is negative")
     if domain == "ae":
         add(_bad_grades(frame["AETOXGR"]), "AETOXGR", _grade_problem)
     keyed = frame[KEY_COLUMN]
@@ -214,6 +226,13 @@ def _find_problems(
     if not found:
         return pd.DataFrame(columns=["row_number", "column", "value", "reason"])
     return pd.concat(found, ignore_index=True).sort_values(["row_number", "column"], kind="stable")
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    """Each distinct text converted once (four million lab results hold far fewer distinct values)."""
+    codes, uniques = pd.factorize(values.astype(str), sort=False)
+    converted = pd.to_numeric(pd.Series(uniques, dtype=object).str.strip(), errors="coerce").to_numpy(dtype=float)
+    return pd.Series(converted[codes] if len(uniques) else [], index=values.index, dtype=float)
 
 
 def _date_problem(value: str) -> str:

@@ -11,6 +11,17 @@ EX_COLUMNS = ["STUDYID", "DOMAIN", "USUBJID", "EXSEQ", "EXTRT", "EXDOSE", "EXDOS
 AE_COLUMNS = ["STUDYID", "DOMAIN", "USUBJID", "AESEQ", "AESPID", "AETERM", "AEDECOD", "AEBODSYS", "AETOXGR", "AESEV",
               "AESER", "AEREL", "AEOUT", "AESTDTC", "AEENDTC"]  # fmt: skip
 
+LB_COLUMNS = ["STUDYID", "DOMAIN", "USUBJID", "LBSEQ", "LBTESTCD", "LBTEST", "LBSTRESC", "LBSTRESN", "LBSTRESU",
+              "LBSTNRLO", "LBSTNRHI", "LBBLFL", "VISIT", "LBDTC"]  # fmt: skip
+
+
+def lb_row(usubjid: str, seq: int, test: str = "ALT", value: str = "30", date: str = "2021-01-04", **values) -> dict:
+    row = {"STUDYID": "T1", "DOMAIN": "LB", "USUBJID": usubjid, "LBSEQ": str(seq), "LBTESTCD": test,
+           "LBTEST": {"ALT": "Alanine Aminotransferase", "BILI": "Bilirubin"}.get(test, test), "LBSTRESC": value,
+           "LBSTRESN": value, "LBSTRESU": "U/L", "LBSTNRLO": "0", "LBSTNRHI": "40", "LBBLFL": "", "VISIT": "",
+           "LBDTC": date}  # fmt: skip
+    return row | values
+
 
 def dm_row(usubjid: str, first: str = "2021-01-04", last: str = "2021-03-15", cohort: str = "A", **values) -> dict:
     row = {"STUDYID": "T1", "DOMAIN": "DM", "USUBJID": usubjid, "SITEID": "01", "ARM": "Drug", "ACTARM": "Drug",
@@ -49,7 +60,8 @@ def write_extract(folder: Path, domains: dict[str, list[dict]], delimiter: str =
     """Write each domain as ``<domain>.csv`` with the columns of its rows (first row's order)."""
     folder.mkdir(parents=True, exist_ok=True)
     for domain, rows in domains.items():
-        columns = {"dm": DM_COLUMNS, "ex": EX_COLUMNS, "ae": AE_COLUMNS}[domain]
+        columns = {"dm": DM_COLUMNS, "ex": EX_COLUMNS, "ae": AE_COLUMNS, "lb": LB_COLUMNS}.get(domain)
+        columns = columns or list(dict.fromkeys(c for r in rows for c in r))  # e.g. adlb: the rows' own columns
         columns = [c for c in columns if any(c in r for r in rows)] or columns
         with (folder / f"{domain}.csv").open("w", newline="", encoding="utf-8-sig" if bom else "utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns, delimiter=delimiter, extrasaction="ignore")
