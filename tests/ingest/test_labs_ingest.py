@@ -58,7 +58,8 @@ def test_lb_rows_load_as_versioned_records_with_numbers(database_url, tmp_path):
 
 def test_bad_lb_rows_are_quarantined_with_file_row_column_and_reason(database_url, tmp_path):
     rows = [lb_row("T1-001", 1), lb_row("T1-001", 2, LBSTRESN="4O"), lb_row("T1-009", 1),
-            lb_row("T1-002", 1, date="2021-02-30"), lb_row("T1-002", 2, LBSTNRHI="high"), lb_row("T1-001", 1, value="31")]  # fmt: skip
+            lb_row("T1-002", 1, date="2021-02-30"), lb_row("T1-002", 2, LBSTNRHI="high"),
+            lb_row("T1-001", 1, value="31")]  # fmt: skip
     result = ingest_extract(  # 5 of 6 rows quarantined: accepted, since the test is about the reasons
         database_url, write_extract(tmp_path / "c1", with_labs(rows)), cutoff=CUTOFF, accept_large_change=True
     )
@@ -74,7 +75,8 @@ def test_bad_lb_rows_are_quarantined_with_file_row_column_and_reason(database_ur
     assert "2021-02-30" in problems[2][3]
     with get_engine(database_url).connect() as connection:
         stored = connection.execute(select(QuarantinedRow.domain, QuarantinedRow.row_number)).all()
-    assert sorted(stored) == [("lb", 2), ("lb", 3), ("lb", 4), ("lb", 5), ("lb", 6)]  # rows counted from the first data row
+    # rows are numbered from the first data row
+    assert sorted(stored) == [("lb", 2), ("lb", 3), ("lb", 4), ("lb", 5), ("lb", 6)]
     assert result.to_json()["domains"]["lb"]["loaded"] == 1
 
 
