@@ -26,3 +26,15 @@ def test_the_two_commands_are_make_run_and_make_test():
     assert "make run" in README and "make test" in README
     makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text(encoding="utf-8")
     assert "\nrun:" in makefile and "\ntest:" in makefile
+
+
+def test_the_definitions_in_the_repository_are_those_of_the_specification():
+    """docs/definitions.md is the specification (DOMAIN.md) that every number follows, kept in the repository."""
+    from pathlib import Path
+
+    from tests.conftest import require_shared
+
+    root = Path(__file__).resolve().parents[1]
+    specification = require_shared(root.parent / "shared" / "DOMAIN.md")
+    kept = (root / "docs" / "definitions.md").read_text(encoding="utf-8")
+    assert kept.split("-->\n", 1)[1] == specification.read_text(encoding="utf-8")
