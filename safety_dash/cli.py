@@ -120,11 +120,13 @@ def cmd_signals(args: argparse.Namespace) -> int:
 
 def _print_table(table, output_format: str) -> None:
     """``table`` on standard output as CSV (empty cells for missing values) or one JSON array (null for them)."""
+    from safety_dash.exports import to_safe_csv
+
     if output_format == "json":
         records = table.astype(object).where(table.notna(), None).to_dict("records")
         print(json.dumps(records))
-    else:
-        table.to_csv(sys.stdout, index=False, lineterminator="\n")
+    else:  # text cells a spreadsheet would run as a formula get a leading ' (safety_dash.exports)
+        sys.stdout.write(to_safe_csv(table, index=False, lineterminator="\n"))
 
 
 def cmd_study_set(args: argparse.Namespace) -> int:
@@ -224,21 +226,60 @@ def cmd_alerts_send(args: argparse.Namespace) -> int:
 
 def cmd_users_add(args: argparse.Namespace) -> int:
     """Create a user who may sign in (password from standard input when it is not a terminal, else asked twice)."""
-    import getpass
-
     from safety_dash.db.engine import get_engine
     from safety_dash.web.auth import create_user
 
     settings = load_settings()
     upgrade_database(settings.database_url)
-    if sys.stdin.isatty():
-        password = getpass.getpass(f"password for {args.name}: ")
-        if password != getpass.getpass("the same password again: "):
-            raise ValueError("the two passwords differ; no user was created")
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
+    password = _read_password(args.name, "no user was created")
     user_id = create_user(get_engine(settings.database_url), args.name, password, args.role, replace=args.replace)
     print(f"user {args.name} ({args.role}) {'saved' if args.replace else 'created'}, id {user_id}")
+    return 0
+
+
+def _read_password(name: str, otherwise: str) -> str:
+    """A password from standard input when it is not a terminal, else asked twice without echo."""
+    import getpass
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for {name}: ")
+        if password != getpass.getpass("the same password again: "):
+            raise ValueError(f"the two passwords differ; {otherwise}")
+        return password
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def cmd_users_disable(args: argparse.Namespace) -> int:
+    """Disable a user: they cannot sign in, and their open sessions end at once (in the audit trail)."""
+    from safety_dash.db.engine import get_engine
+    from safety_dash.web.auth import disable_user
+
+    settings = load_settings()
+    disable_user(get_engine(settings.database_url), args.name, actor="cli")
+    print(f"user {args.name} disabled; their sessions have ended")
+    return 0
+
+
+def cmd_users_set_role(args: argparse.Namespace) -> int:
+    """Give a user another role; their open sessions end at once (in the audit trail)."""
+    from safety_dash.db.engine import get_engine
+    from safety_dash.web.auth import set_user_role
+
+    settings = load_settings()
+    set_user_role(get_engine(settings.database_url), args.name, args.role, actor="cli")
+    print(f"user {args.name} is now {args.role}; their sessions have ended")
+    return 0
+
+
+def cmd_users_reset_password(args: argparse.Namespace) -> int:
+    """Set a new password for a user (from standard input, or asked twice); their open sessions end at once."""
+    from safety_dash.db.engine import get_engine
+    from safety_dash.web.auth import reset_user_password
+
+    settings = load_settings()
+    password = _read_password(args.name, "the password was not changed")
+    reset_user_password(get_engine(settings.database_url), args.name, password, actor="cli")
+    print(f"new password set for {args.name}; their sessions have ended")
     return 0
 
 
@@ -343,6 +384,16 @@ def build_parser() -> argparse.ArgumentParser:
     users_add.add_argument("name", help="user name (letters, digits, '.', '_', '@', '-')")
     users_add.add_argument("--role", required=True, choices=("monitor", "committee", "admin"))
     users_add.add_argument("--replace", action="store_true", help="if the user exists, set a new password and role")
+    users_disable = users_commands.add_parser("disable", help=cmd_users_disable.__doc__)
+    users_disable.set_defaults(handler=cmd_users_disable)
+    users_disable.add_argument("name")
+    users_role = users_commands.add_parser("set-role", help=cmd_users_set_role.__doc__)
+    users_role.set_defaults(handler=cmd_users_set_role)
+    users_role.add_argument("name")
+    users_role.add_argument("--role", required=True, choices=("monitor", "committee", "admin"))
+    users_password = users_commands.add_parser("reset-password", help=cmd_users_reset_password.__doc__)
+    users_password.set_defaults(handler=cmd_users_reset_password)
+    users_password.add_argument("name")
 
     audit_commands = group("audit", "The append-only audit trail: verify its hash chain, export it.")
     audit_commands.add_parser("verify", help=cmd_audit_verify.__doc__).set_defaults(handler=cmd_audit_verify)

@@ -60,6 +60,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SAFETY_DASH_BASE_URL", "http://127.0.0.1:8050", "Address of the dashboard, used in email links."),
     Setting("SAFETY_DASH_SECRET_KEY", None, "Key that signs session cookies (secret; required outside `make run`)."),
     Setting("SAFETY_DASH_SESSION_MINUTES", "480", "Minutes after which a signed-in session expires."),
+    Setting(
+        "SAFETY_DASH_SECURE_COOKIES",
+        "auto",
+        "Mark the session cookie Secure (sent over HTTPS only): true, false, or auto (true when "
+        "SAFETY_DASH_BASE_URL starts with https://).",
+    ),
+    Setting(
+        "SAFETY_DASH_TRUSTED_PROXIES",
+        "0",
+        "Reverse proxies in front of the dashboard whose X-Forwarded-For and X-Forwarded-Proto headers are "
+        "believed (1 behind one nginx); the client's address is then the one the proxy saw. 0: no proxy.",
+    ),
 )
 
 
@@ -99,6 +111,28 @@ def _as_float(name: str) -> float:
         raise ValueError(f"{name} must be a number, not {value!r}") from None
 
 
+def _as_secure_cookies(base_url: str) -> bool:
+    """SAFETY_DASH_SECURE_COOKIES: true / false, or auto (Secure when the dashboard's address is https://)."""
+    value = (_get("SAFETY_DASH_SECURE_COOKIES") or "auto").strip().lower()
+    if value == "auto":
+        return base_url.startswith("https://")
+    try:
+        return _as_bool("SAFETY_DASH_SECURE_COOKIES")
+    except ValueError:
+        raise ValueError(f"SAFETY_DASH_SECURE_COOKIES must be true, false or auto, not {value!r}") from None
+
+
+def _as_whole_number(name: str) -> int:
+    value = _get(name)
+    try:
+        number = int(value or "")
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number (0 or more), not {value!r}") from None
+    if number < 0:
+        raise ValueError(f"{name} must be 0 or more, not {number}")
+    return number
+
+
 def _as_count(name: str) -> int:
     value = _get(name)
     try:
@@ -135,6 +169,8 @@ class Settings:
     session_minutes: float = 480.0
     alert_admin: str = ""
     alert_max_attempts: int = 5
+    secure_cookies: bool = False
+    trusted_proxies: int = 0
 
 
 DEFAULT_BASKETS_FILE = Path(__file__).parent / "baskets" / "immune_related.yaml"
@@ -145,6 +181,7 @@ def load_settings() -> Settings:
     data_dir = Path(_get("SAFETY_DASH_DATA_DIR") or "./data").resolve()
     database_url = _get("SAFETY_DASH_DATABASE_URL") or f"sqlite:///{data_dir / 'safety_dash.db'}"
     recipients = tuple(r.strip() for r in (_get("SAFETY_DASH_ALERT_RECIPIENTS") or "").split(",") if r.strip())
+    base_url = (_get("SAFETY_DASH_BASE_URL") or "http://127.0.0.1:8050").rstrip("/")
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -162,9 +199,11 @@ def load_settings() -> Settings:
         smtp_starttls=_as_bool("SAFETY_DASH_SMTP_STARTTLS"),
         smtp_from=_get("SAFETY_DASH_SMTP_FROM") or "safety-dash@localhost",
         alert_recipients=recipients,
-        base_url=(_get("SAFETY_DASH_BASE_URL") or "http://127.0.0.1:8050").rstrip("/"),
+        base_url=base_url,
         secret_key=_get("SAFETY_DASH_SECRET_KEY"),
         session_minutes=_as_float("SAFETY_DASH_SESSION_MINUTES"),
         alert_admin=(_get("SAFETY_DASH_ALERT_ADMIN") or "").strip(),
         alert_max_attempts=_as_count("SAFETY_DASH_ALERT_MAX_ATTEMPTS"),
+        secure_cookies=_as_secure_cookies(base_url),
+        trusted_proxies=_as_whole_number("SAFETY_DASH_TRUSTED_PROXIES"),
     )

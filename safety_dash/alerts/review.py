@@ -1,7 +1,7 @@
 """What the Alerts page needs: the alerts of a study with their evidence, the delivery of an alert's email to each
 recipient, and acknowledging an alert.
 
-Monitors (and admins) acknowledge with a comment; who, in which role, when and the comment are recorded on the
+Monitors acknowledge with a comment; who, in which role, when and the comment are recorded on the
 alert. Committee members read alerts but cannot acknowledge them.
 """
 
@@ -19,7 +19,7 @@ from safety_dash.audit import record_event
 from safety_dash.db.models import utcnow
 from safety_dash.db.queries import run_query
 
-ACKNOWLEDGING_ROLES = ("monitor", "admin")
+ACKNOWLEDGING_ROLES = ("monitor",)
 READING_ROLES = ("committee",)
 JSON_COLUMNS = ("scope", "evidence")
 TIME_COLUMNS = ("created_at", "acknowledged_at", "resolved_at", "email_sent_at")
@@ -118,7 +118,7 @@ def _utc(moment: dt.datetime | None) -> dt.datetime | None:
 def acknowledge_alert(connection: Connection, alert_id: int, username: str, role: str, comment: str) -> dict:
     """Acknowledge an open alert as ``username`` in ``role`` with ``comment``; return the alert as a dict.
 
-    Only monitors and admins acknowledge; a committee member gets a PermissionError with the reason. An alert whose
+    Only monitors acknowledge; a committee member gets a PermissionError with the reason. An alert whose
     condition is already gone is resolved at once (it can then fire again if the condition comes back). The
     acknowledgement is written to the audit trail (``alert_acknowledged``, the comment as its reason).
     """

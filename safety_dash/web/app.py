@@ -2,6 +2,10 @@
 
 ``create_app(settings)`` returns the Dash app; ``app.server`` is the WSGI application (``gunicorn app:server``).
 The app never starts the scheduler and never writes study data.
+
+Every answer but the static files (``/assets/``, Dash's component scripts) carries ``Cache-Control: no-store``, so
+the browser keeps no copy of a page or a callback's data to show after sign-out (the Back button asks the server
+again, which sends a signed-out browser to the sign-in page), and none may be shown in a frame of another site.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import datetime as dt
 import logging
 import secrets
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import flask
@@ -18,12 +23,14 @@ from dash import Dash
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from safety_dash.config import Settings
 from safety_dash.db.engine import get_engine
 from safety_dash.db.errors import DatabaseUnavailable, describe_database_error, is_database_unavailable
+from safety_dash.db.models import utcnow
 from safety_dash.web import views
-from safety_dash.web.auth import csrf_token, init_login
+from safety_dash.web.auth import csrf_token, init_login, login_stylesheet
 from safety_dash.web.data import EXTENSION, WebContext, load_baskets_file
 from safety_dash.web.layout import build_shell, register_shell_callbacks
 from safety_dash.web.pages import load_pages
@@ -32,11 +39,18 @@ log = logging.getLogger(__name__)
 
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
 RETRY_AFTER_SECONDS = 30
+# Static files: the same for every user and holding no study data, so the browser may keep them.
+CACHEABLE_PREFIXES = ("/assets/", "/_dash-component-suites/")
 
 
 def create_server(settings: Settings) -> flask.Flask:
-    """The Flask server with signed, HttpOnly, SameSite=Lax session cookies that expire."""
+    """The Flask server with signed, HttpOnly, SameSite=Lax session cookies that expire (Secure with
+    ``SAFETY_DASH_SECURE_COOKIES``); behind ``SAFETY_DASH_TRUSTED_PROXIES`` proxies, the client's address and scheme
+    are the ones the proxy saw."""
     server = flask.Flask("safety_dash.web")
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        server.wsgi_app = ProxyFix(server.wsgi_app, x_for=n, x_proto=n, x_host=0, x_port=0, x_prefix=0)
     secret = settings.secret_key
     if not secret:
         secret = secrets.token_hex(32)
@@ -50,19 +64,39 @@ def create_server(settings: Settings) -> flask.Flask:
         SESSION_COOKIE_NAME="safety_dash_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
         REMEMBER_COOKIE_DURATION=dt.timedelta(seconds=0),
         MAX_CONTENT_LENGTH=2 * 1024 * 1024,  # callbacks send filters, not files
     )
+    init_response_headers(server)
     return server
 
 
-def create_app(settings: Settings, engine: Engine | None = None, warm_up: bool = False) -> Dash:
+def init_response_headers(server: flask.Flask) -> None:
+    """``Cache-Control: no-store`` on every answer but static files (pages, callbacks, redirects and refusals
+    alike), and no framing by other sites."""
+
+    @server.after_request
+    def protect_response(response: flask.Response) -> flask.Response:
+        if response.status_code != 200 or not flask.request.path.startswith(CACHEABLE_PREFIXES):
+            response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+def create_app(
+    settings: Settings,
+    engine: Engine | None = None,
+    warm_up: bool = False,
+    clock: Callable[[], dt.datetime] = utcnow,
+) -> Dash:
     """The dashboard for the database of ``settings`` (or ``engine``), behind a sign-in.
 
     With ``warm_up``, a background thread reads the newest cut of each study and computes the default views as the
     worker starts (a cut of a million AE records takes seconds to read; better before the first visitor than in
-    front of them). The production entry point ``app.py`` asks for it.
+    front of them). The production entry point ``app.py`` asks for it. ``clock`` gives the time in UTC to the
+    sign-in (lockouts, session lifetime): tests move it instead of sleeping.
     """
     engine = engine if engine is not None else get_engine(settings.database_url)
     server = create_server(settings)
@@ -70,7 +104,7 @@ def create_app(settings: Settings, engine: Engine | None = None, warm_up: bool =
     server.extensions[EXTENSION] = context
     if warm_up:
         threading.Thread(target=views.warm_up, args=(context,), name="safety-dash-warm-up", daemon=True).start()
-    init_login(server, engine, settings.session_minutes)
+    init_login(server, engine, settings.session_minutes, base_url=settings.base_url, clock=clock)
     init_database_unavailable(server, engine)
 
     pages = load_pages()
@@ -125,7 +159,7 @@ def render_database_unavailable() -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta http-equiv="refresh" content="{RETRY_AFTER_SECONDS}">
 <title>Database unavailable · safety-dash</title>
-<link rel="stylesheet" href="/assets/style.css">
+<style>{login_stylesheet()}</style>
 </head><body class="login-body">
 <main class="login-card">
   <div class="brand brand-login"><span class="brand-mark"></span>safety-dash</div>

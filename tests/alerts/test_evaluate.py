@@ -335,7 +335,7 @@ def test_acknowledge_alert_records_who_when_and_why_and_refuses_committee_member
         acknowledged = acknowledge_alert(connection, alert_id, "mona", "monitor", "Discussed with the SRC chair.")
         assert acknowledged["status"] == "acknowledged"
         with pytest.raises(ValueError, match="is acknowledged, not open: acknowledged by mona"):
-            acknowledge_alert(connection, alert_id, "max", "admin", "again")
+            acknowledge_alert(connection, alert_id, "max", "monitor", "again")
     with engine.connect() as connection:
         frame = list_alerts(connection, "T1")
         assert list_alerts(connection, "T1", "open").empty
