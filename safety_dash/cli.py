@@ -118,6 +118,18 @@ def cmd_signals(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_labs(args: argparse.Namespace) -> int:
+    """Worst on-treatment CTCAE grades of the lab tests of a data cut, per group (DOMAIN.md §8)."""
+    from safety_dash.analysis import resolve_cut
+    from safety_dash.db.engine import get_engine
+    from safety_dash.lab_values import compute_cut_lab_table
+
+    engine = get_engine(load_settings().database_url)
+    cut = resolve_cut(engine, args.study, args.cut)
+    _print_table(compute_cut_lab_table(engine, cut, args.group, args.min_grade), args.format)
+    return 0
+
+
 def _print_table(table, output_format: str) -> None:
     """``table`` on standard output as CSV (empty cells for missing values) or one JSON array (null for them)."""
     from safety_dash.exports import to_safe_csv
@@ -341,6 +353,15 @@ def build_parser() -> argparse.ArgumentParser:
     signals.add_argument("--study", help="study id (default: the study of the latest cut)")
     signals.add_argument("--cut", type=int, metavar="RUN_ID", help="data cut (default: the latest succeeded)")
     signals.add_argument("--format", choices=("csv", "json"), default="csv")
+
+    labs = add("labs", cmd_labs)
+    labs.add_argument("--by", choices=("test",), default="test", help="one row per group and lab test (direction)")
+    labs.add_argument("--group", help="DM column to group by (default: the study's cohort column, else ACTARM)")
+    labs.add_argument("--min-grade", type=int, choices=range(1, 5), metavar="N",
+                      help="only tests where some subject's worst grade is >= N")  # fmt: skip
+    labs.add_argument("--study", help="study id (default: the study of the latest cut)")
+    labs.add_argument("--cut", type=int, metavar="RUN_ID", help="data cut (default: the latest succeeded)")
+    labs.add_argument("--format", choices=("csv", "json"), default="csv")
 
     study_commands = group("study", "Study settings: risk window, cohort column, AE key.")
     study_set = study_commands.add_parser("set", help=cmd_study_set.__doc__)

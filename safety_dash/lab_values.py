@@ -1,0 +1,79 @@
+"""Laboratory values of a stored data cut: the cut's LB records graded with the study's criteria (DOMAIN.md §8).
+
+The same functions feed the ``labs`` command, the Labs and eDISH pages, the lab alerts and the committee pack:
+:func:`compute_cut_lab_values` reads the LB versions of the cut and the cut's stored subject derivations and runs
+:func:`~safety_dash.metrics.labs.derive_lab_values` with the CTCAE v5.0 criteria kept as data
+(``safety_dash/metrics/lab_criteria_ctcae_v5.csv``). A study without LB has no lab values (an empty frame).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pandas as pd
+
+from safety_dash.analysis import GROUP_COLUMN, CutContext, load_derived_frames
+from safety_dash.db.queries import run_query
+from safety_dash.metrics.labs import (
+    CRITERIA_FILE,
+    compute_lab_table,
+    derive_lab_values,
+    flag_hys_law,
+    parse_lab_criteria,
+)
+
+LB_TEXT_COLUMNS = ("USUBJID", "LBSEQ", "LBTESTCD", "LBTEST", "LBCAT", "LBSTRESC", "LBSTRESU", "LBNRIND", "LBBLFL",
+                   "LBLOBXFL", "VISITNUM", "VISIT", "LBDTC")  # fmt: skip
+
+
+@functools.cache
+def _criteria_text() -> pd.DataFrame:
+    criteria = pd.read_csv(CRITERIA_FILE, dtype=str, keep_default_na=False)
+    parse_lab_criteria(criteria)  # a broken file fails here, naming its row
+    return criteria
+
+
+def load_lab_criteria() -> pd.DataFrame:
+    """The CTCAE v5.0 lab grading criteria as text, as :func:`derive_lab_values` takes them (read once)."""
+    return _criteria_text().copy()
+
+
+def load_cut_lab_records(bind, cut: CutContext) -> pd.DataFrame:
+    """The LB records of the cut in SDTM naming: text as delivered ('' for missing), LBSTRESN / LBSTNRLO /
+    LBSTNRHI as floats, plus LB_ID (the version id), RECORD_KEY and VALID_FROM_RUN."""
+    frame = run_query(bind, "cut_lab_records", study_id=cut.study_id, run_id=cut.run_id)
+    frame = frame.rename(columns=str.upper).rename(columns={"ID": "LB_ID"})
+    for column in LB_TEXT_COLUMNS:
+        frame[column] = frame[column].fillna("").astype(str)
+    for column in ("LBSTRESN", "LBSTNRLO", "LBSTNRHI"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame
+
+
+def compute_cut_lab_values(bind, cut: CutContext) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(values, subjects): every LB record of the cut graded (:func:`derive_lab_values`, with LB_ID, VISIT,
+    VISITNUM and VALID_FROM_RUN carried over) and the cut's derived subjects (with COHORT_GROUP)."""
+    subjects, _ = load_derived_frames(bind, cut.run_id)
+    lb = load_cut_lab_records(bind, cut)
+    values = derive_lab_values(lb, subjects, cut.cutoff, cut.window_days, load_lab_criteria())
+    for column in ("LB_ID", "VISIT", "VISITNUM", "VALID_FROM_RUN"):
+        values[column] = lb[column].to_numpy()
+    return values, subjects
+
+
+def compute_cut_lab_table(bind, cut: CutContext, group: str | None = None, min_grade: int | None = None):
+    """The ``labs --by test`` table of the cut (:func:`~safety_dash.metrics.labs.compute_lab_table`), grouped by
+    ``group`` (a DM column) or the study's cohort; ValueError with a sentence for an unknown column."""
+    values, subjects = compute_cut_lab_values(bind, cut)
+    group_col = GROUP_COLUMN if group is None else group.upper()
+    if group_col not in subjects.columns:
+        raise ValueError(f"--group {group} is not a DM column of study {cut.study_id}")
+    return compute_lab_table(values, subjects, group_col, min_grade)
+
+
+def compute_cut_hys_law(bind, cut: CutContext) -> pd.DataFrame:
+    """Per subject with liver tests in the cut: peaks of ALT / AST / bilirubin ×ULN and the potential Hy's law
+    flag (:func:`~safety_dash.metrics.labs.flag_hys_law`), with the subject's COHORT_GROUP."""
+    values, subjects = compute_cut_lab_values(bind, cut)
+    cases = flag_hys_law(values)
+    return cases.merge(subjects[["USUBJID", GROUP_COLUMN]], on="USUBJID", how="left")
