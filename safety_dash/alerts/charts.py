@@ -16,7 +16,8 @@ HIGHLIGHT, OTHER, LINE = "#c0392b", "#95a5a6", "#2c3e50"
 
 def make_alert_chart_png(chart: dict[str, Any]) -> bytes:
     """A PNG of ``chart``: kind 'bars' (a value per cohort, the threshold as a line, the alert's cohort red) or
-    'timeline' (a subject's events: grade by onset day, the alert's record red)."""
+    'timeline' (a subject's events: grade by onset day, the alert's record red; with ``y_label``, a lab value by
+    study day)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,10 +42,14 @@ def make_alert_chart_png(chart: dict[str, Any]) -> bytes:
         if highlight is not None:
             axes.annotate(str(chart["labels"][highlight]), (days[highlight], grades[highlight]), fontsize=7,
                           xytext=(4, 4), textcoords="offset points")  # fmt: skip
-        axes.set_ylim(-0.3, 5.5)
-        axes.set_yticks(range(0, 6), ["?", "1", "2", "3", "4", "5"])
-        axes.set_xlabel("onset day", fontsize=8)
-        axes.set_ylabel("grade", fontsize=8)
+        if chart.get("y_label"):  # a lab value over time: its own scale
+            axes.set_xlabel("study day", fontsize=8)
+            axes.set_ylabel(str(chart["y_label"]), fontsize=8)
+        else:
+            axes.set_ylim(-0.3, 5.5)
+            axes.set_yticks(range(0, 6), ["?", "1", "2", "3", "4", "5"])
+            axes.set_xlabel("onset day", fontsize=8)
+            axes.set_ylabel("grade", fontsize=8)
     else:
         raise ValueError(f"unknown chart kind {chart['kind']!r}; expected 'bars' or 'timeline'")
     axes.set_title(str(chart.get("title", "")), fontsize=8)

@@ -23,6 +23,7 @@ from safety_dash.alerts.rules import ANY_BASKET, Rule
 from safety_dash.analysis import GROUP_COLUMN
 from safety_dash.metrics.baskets import derive_basket_events
 from safety_dash.metrics.events import flag_qualifying_events
+from safety_dash.metrics.labs import flag_hys_law
 from safety_dash.metrics.rates import ALL_GROUP, compute_rate_table, derive_safety_groups
 from safety_dash.metrics.signals import compute_signal_subjects, compute_signals
 from safety_dash.metrics.terms import term_key
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 # Dashboard pages and the query keys of its view state (safety_dash/web/state.py, in its order; alerts sits below
 # web, so the keys are repeated here rather than imported).
 PAGE_RATES, PAGE_SUBJECT, PAGE_ALERTS, PAGE_SIGNALS = "/rates", "/subject", "/alerts", "/signals"
+LAB_DIRECTION_CODES = {"high": "H", "low": "L"}
 SIGNAL_NUMBERS = ("x1", "py1", "x0", "py0", "rate_ratio", "rr_ci_low", "rr_ci_high", "p_one_sided", "q_pt", "q_soc")
 VIEW_KEYS = ("study", "cut", "cohort", "grade", "serious", "related", "soc", "pt", "basket", "subject")
 MAX_LISTED = 50  # subjects and records quoted in an alert's evidence
@@ -75,9 +77,22 @@ class Finding:
 
 
 def evaluate_rule(
-    rule: Rule, subjects: pd.DataFrame, events: pd.DataFrame, baskets: Mapping[str, frozenset[str]], cut: CutInfo
+    rule: Rule,
+    subjects: pd.DataFrame,
+    events: pd.DataFrame,
+    baskets: Mapping[str, frozenset[str]],
+    cut: CutInfo,
+    labs: pd.DataFrame | None = None,
 ) -> list[Finding]:
-    """The findings of one rule on a cut's derived subjects and events (metric naming)."""
+    """The findings of one rule on a cut's derived subjects and events (metric naming); lab rules read ``labs``,
+    the cut's graded lab values (:func:`~safety_dash.metrics.labs.derive_lab_values`)."""
+    if rule.kind in ("lab", "hys_law"):
+        empty = labs is None or labs.empty
+        if empty:
+            return []
+        if rule.kind == "lab":
+            return evaluate_lab_rule(rule, subjects, labs, cut)
+        return evaluate_hys_law_rule(rule, subjects, labs, cut)
     if rule.kind == "event":
         return evaluate_event_rule(rule, subjects, events, baskets, cut)
     if rule.kind == "signal":
@@ -357,6 +372,122 @@ def evaluate_signal_rule(rule, subjects, events, baskets, cut: CutInfo) -> list[
                 summary=summary,
                 evidence=evidence,
                 view_path=build_view_path(PAGE_SIGNALS, **view) + f"&test={test}",
+            )
+        )
+    return findings
+
+
+def _lab_chart(values: pd.DataFrame, subject: str, test: str, cut: CutInfo) -> dict[str, Any]:
+    """A timeline of one subject's on-treatment values of a test: ×ULN by study day (as 'grades' on the y axis)."""
+    own = values.loc[(values["USUBJID"] == subject) & (values["LBTESTCD"] == test) & values["ON_TREATMENT"]]
+    own = own.sort_values("ADY")
+    return {
+        "kind": "timeline",
+        "title": f"{test} of {subject}, x ULN by study day (cut {cut.run_id})",
+        "days": [_int_or_none(v) for v in own["ADY"]],
+        "grades": [_float_or_none(v) for v in own["XULN"]],
+        "labels": [f"{v:.1f} x ULN" if pd.notna(v) else "" for v in own["XULN"]],
+        "y_label": "x ULN",
+        "highlight": int(np.nanargmax(own["XULN"].to_numpy(dtype=float))) if own["XULN"].notna().any() else None,
+    }
+
+
+def evaluate_lab_rule(rule, subjects, values: pd.DataFrame, cut: CutInfo) -> list[Finding]:
+    """One finding per subject and test whose worst on-treatment grade (or peak ×ULN) reaches the rule's bound."""
+    p = rule.params
+    cohorts = subjects.set_index("USUBJID")[GROUP_COLUMN]
+    on = values.loc[values["ON_TREATMENT"] & values["LBTESTCD"].str.upper().isin(p["tests"])]
+    on = on.loc[on["USUBJID"].map(cohorts).isin(rule.cohorts)] if rule.cohorts is not None else on
+    directions = [d for d in ("H", "L") if p["direction"] is None or LAB_DIRECTION_CODES[p["direction"]] == d]
+    findings = []
+    for (subject, test), rows in on.groupby(["USUBJID", "LBTESTCD"], sort=True):
+        if p["xuln_at_least"] is not None:
+            peak = rows["XULN"].max()
+            if not (pd.notna(peak) and peak >= p["xuln_at_least"]):
+                continue
+            worst = rows.loc[rows["XULN"].idxmax()]
+            measure = f"{peak:.2f} x ULN (at least {p['xuln_at_least']:g} x ULN)"
+            grade, direction = None, None
+        else:
+            grades = {d: rows[f"ATOXGR{d}"].astype("Float64").max() for d in directions}
+            reached = {d: g for d, g in grades.items() if pd.notna(g) and g >= rule.min_grade}
+            if not reached:
+                continue
+            direction = max(reached, key=lambda d: reached[d])
+            grade = int(reached[direction])
+            worst = rows.loc[rows[f"ATOXGR{direction}"].astype("Float64").idxmax()]
+            measure = f"grade {grade} ({worst[f'ATOXDSC{direction}'] or test}), at least grade {rule.min_grade}"
+        cohort = str(cohorts.get(subject, ""))
+        numbers = {"value": _float_or_none(worst["AVAL"]), "xuln": _float_or_none(worst["XULN"]), "grade": grade,
+                   "date": str(pd.Timestamp(worst["ADT"]).date()), "study_day": _int_or_none(worst["ADY"])}  # fmt: skip
+        findings.append(
+            Finding(
+                rule=rule,
+                key=f"{rule.id}|{subject}|{test}" + (f"|{direction}" if direction else ""),
+                scope={"usubjid": subject, "test": test, "cohort": cohort},
+                may_fire=True,
+                title=f"{rule.name}: {test} in {subject}",
+                summary=(
+                    f"{subject} ({cohort or 'no cohort'}): {test} {measure}; {numbers['value']} on "
+                    f"{numbers['date']} (study day {numbers['study_day']}), cut {cut.run_id} "
+                    f"(cutoff {cut.cutoff})."
+                ),  # fmt: skip
+                evidence={
+                    "cut": _cut_json(cut),
+                    "rule": _rule_json(rule),
+                    "cohort": cohort,
+                    "subjects": [subject],
+                    "test": test,
+                    "numbers": numbers,
+                    "records": [],
+                    "chart": _lab_chart(values, subject, test, cut),
+                },  # fmt: skip
+                view_path=build_view_path(PAGE_SUBJECT, study=cut.study_id, cut=cut.run_id, subject=subject),
+            )
+        )
+    return findings
+
+
+def evaluate_hys_law_rule(rule, subjects, values: pd.DataFrame, cut: CutInfo) -> list[Finding]:
+    """One finding per potential Hy's law case (DOMAIN.md §8) of the cut."""
+    cases = flag_hys_law(values)
+    cohorts = subjects.set_index("USUBJID")[GROUP_COLUMN]
+    cases = cases.loc[cases["HYS_LAW"]]
+    if rule.cohorts is not None:
+        cases = cases.loc[cases["USUBJID"].map(cohorts).isin(rule.cohorts)]
+    findings = []
+    for _, case in cases.iterrows():
+        subject = case["USUBJID"]
+        cohort = str(cohorts.get(subject, ""))
+        numbers = {name.lower(): _float_or_none(case[name]) for name in
+                   ("PEAK_ALT_XULN", "PEAK_AST_XULN", "PEAK_BILI_XULN", "ALP_XULN")}  # fmt: skip
+        numbers |= {"transaminase_date": str(pd.Timestamp(case["TRANSAMINASE_ADT"]).date()),
+                    "bilirubin_date": str(pd.Timestamp(case["BILI_ADT"]).date()),
+                    "cholestasis": None if pd.isna(case["CHOLESTASIS"]) else bool(case["CHOLESTASIS"])}  # fmt: skip
+        which = " and ".join(t for t, flag in (("ALT", case["HYS_LAW_ALT"]), ("AST", case["HYS_LAW_AST"])) if flag)
+        summary = (f"{subject} ({cohort or 'no cohort'}): {which} >= 3 x ULN on {numbers['transaminase_date']} and "
+                   f"total bilirubin {numbers['peak_bili_xuln']:.2f} x ULN (>= 2) on {numbers['bilirubin_date']}; "
+                   f"ALP {numbers['alp_xuln'] if numbers['alp_xuln'] is None else round(numbers['alp_xuln'], 2)} "
+                   f"x ULN{' (cholestatic pattern)' if numbers['cholestasis'] else ''}; cut {cut.run_id} "
+                   f"(cutoff {cut.cutoff}).")  # fmt: skip
+        findings.append(
+            Finding(
+                rule=rule,
+                key=f"{rule.id}|{subject}",
+                scope={"usubjid": subject, "cohort": cohort},
+                may_fire=True,
+                title=f"{rule.name}: {subject}",
+                summary=summary,
+                evidence={
+                    "cut": _cut_json(cut),
+                    "rule": _rule_json(rule),
+                    "cohort": cohort,
+                    "subjects": [subject],
+                    "numbers": numbers,
+                    "records": [],
+                    "chart": _lab_chart(values, subject, "BILI", cut),
+                },  # fmt: skip
+                view_path=build_view_path(PAGE_SUBJECT, study=cut.study_id, cut=cut.run_id, subject=subject),
             )
         )
     return findings

@@ -33,11 +33,12 @@ from sqlalchemy.exc import IntegrityError
 from safety_dash.alerts.conditions import CutInfo, Finding, evaluate_rule
 from safety_dash.alerts.models import Alert, AlertEvaluation
 from safety_dash.alerts.outbox import enqueue_alert
-from safety_dash.alerts.rules import RuleSet, load_rule_file, rule_file_path
+from safety_dash.alerts.rules import LAB_KINDS, RuleSet, load_rule_file, rule_file_path
 from safety_dash.analysis import load_derived_frames, resolve_cut
 from safety_dash.audit import record_event
 from safety_dash.db.models import utcnow
 from safety_dash.db.queries import run_query
+from safety_dash.lab_values import compute_cut_lab_values
 from safety_dash.signal_store import load_previous_cut
 
 log = logging.getLogger(__name__)
@@ -123,9 +124,12 @@ def evaluate_ruleset(
     ).scalar_one()
     cut = dataclasses.replace(cut, since_run=since_run)
     subjects, events = load_derived_frames(connection, cut.run_id) if ruleset.rules else (None, None)
+    labs = None
+    if any(rule.kind in LAB_KINDS for rule in ruleset.rules):
+        labs, _ = compute_cut_lab_values(connection, resolve_cut(connection, run_id=cut.run_id))
     findings: dict[str, Finding] = {}
     for rule in ruleset.rules:
-        for finding in evaluate_rule(rule, subjects, events, baskets, cut):
+        for finding in evaluate_rule(rule, subjects, events, baskets, cut, labs):
             findings[finding.key] = finding
 
     rule_ids = [rule.id for rule in ruleset.rules]

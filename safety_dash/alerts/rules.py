@@ -29,7 +29,11 @@ Event rules may combine several term fields and lists (a record must match each 
 - ``signal``: a row of the ``signals`` command (DOMAIN.md §7) that is ``flagged: true`` or whose q_pt is at most
   ``q_at_most`` (give one of the two); ``test`` (rising or cohort; default both), ``by`` (pt, soc or basket; default
   pt), ``cohorts`` (groups, ``ALL`` for the whole population's rising test); ``pt`` / ``soc`` / ``basket`` are
-  optional here and may be lists: they keep the rows about those terms (every term when none is given).
+  optional here and may be lists: they keep the rows about those terms (every term when none is given);
+- ``lab``: a subject whose worst on-treatment grade of a lab ``test`` (LBTESTCD, or a list) reaches ``min_grade``
+  (1..4), or whose peak on-treatment ×ULN reaches ``xuln_at_least`` (give one of the two); ``direction`` (high or
+  low; default either) and ``cohorts``;
+- ``hys_law``: a subject who is a potential Hy's law case (DOMAIN.md §8); ``cohorts``.
 """
 
 from __future__ import annotations
@@ -46,7 +50,9 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from safety_dash.identifiers import check_identifier
 
-KINDS = ("event", "incidence", "eair", "count", "bayesian", "signal")
+KINDS = ("event", "incidence", "eair", "count", "bayesian", "signal", "lab", "hys_law")
+LAB_KINDS = ("lab", "hys_law")
+LAB_DIRECTIONS = ("high", "low")
 SIGNAL_TESTS = ("rising", "cohort")
 SIGNAL_BY = ("pt", "soc", "basket")
 DELIVERIES = ("immediate", "digest")
@@ -65,6 +71,8 @@ KIND_FIELDS = {
     "count": ("cohorts", "at_least", "first_n", "within_days"),
     "bayesian": ("cohorts", "p0", "above_probability", "prior", "min_n"),
     "signal": ("cohorts", "test", "by", "flagged", "q_at_most"),
+    "lab": ("cohorts", "test", "direction", "xuln_at_least"),
+    "hys_law": ("cohorts",),
 }
 REQUIRED = {
     "event": (),
@@ -73,6 +81,8 @@ REQUIRED = {
     "count": ("at_least",),
     "bayesian": ("p0", "above_probability"),
     "signal": (),
+    "lab": ("test",),
+    "hys_law": (),
 }
 
 
@@ -300,7 +310,12 @@ class _Checker:
             self.fail(fields["delivery"][1], f"{what}: delivery must be immediate or digest, not {delivery!r}")
         recipients = self.recipients(fields["recipients"][1], f"{what}: recipients") if "recipients" in fields else ()
         terms = {name: self.terms(fields, name, what) for name in ("pt", "soc", "basket")}
-        if kind is not None and kind not in ("event", "signal"):
+        if kind in LAB_KINDS:
+            for name in ("pt", "soc", "basket", "serious", "related"):
+                if name in fields:
+                    self.fail(fields[name][0], f"{what}: field '{name}' is about adverse events; a {kind} rule is "
+                                               "about laboratory values")  # fmt: skip
+        if kind is not None and kind not in ("event", "signal", *LAB_KINDS):
             given = [name for name in ("pt", "soc", "basket") if name in fields]
             if len(given) != 1:
                 self.fail(node, f"{what}: a {kind} rule is about one term: give exactly one of pt, soc or basket "
@@ -330,6 +345,8 @@ class _Checker:
             params["prior_a"], params["prior_b"] = self.prior(fields, what)
         elif kind == "signal":
             params |= self.signal(fields, node, what)
+        elif kind == "lab":
+            params |= self.lab(fields, node, what, min_grade)
         cohorts = None
         if "cohorts" in fields:
             cohorts = self.terms(fields, "cohorts", what)
@@ -370,6 +387,19 @@ class _Checker:
         elif flagged is False:
             self.fail(fields["flagged"][1], f"{what}: flagged must be true (to fire on flagged signals)")
         return {"tests": tuple(tests), "by": by, "q_at_most": q_at_most}
+
+    def lab(self, fields: dict, node: Node, what: str, min_grade: int | None) -> dict[str, Any]:
+        """The thresholds of a lab rule: tests, direction, and a grade or a multiple of the ULN (exactly one)."""
+        tests = tuple(t.upper() for t in self.terms(fields, "test", what))
+        direction = self.text(fields, "direction", what)
+        if direction is not None and direction not in LAB_DIRECTIONS:
+            self.fail(fields["direction"][1], f"{what}: direction must be high or low, not {direction!r}")
+        xuln = self.number(fields, "xuln_at_least", what, low=0)
+        if ("min_grade" in fields) == ("xuln_at_least" in fields):
+            self.fail(node, f"{what}: a lab rule needs exactly one of 'min_grade: <1-4>' or 'xuln_at_least: <k>'")
+        elif min_grade == 5:
+            self.fail(fields["min_grade"][1], f"{what}: laboratory grades run from 1 to 4, not 5")
+        return {"tests": tests, "direction": direction, "xuln_at_least": xuln}
 
     def text(self, fields: dict, name: str, what: str) -> str | None:
         if name not in fields:
