@@ -21,6 +21,7 @@ from safety_dash.web.state import ViewState, state_href, state_to_search
 
 log = logging.getLogger(__name__)
 
+EMPTY_ROWS = {"rowData": [], "rowCount": 0}  # the answer of a grid with nothing to show
 GRID_THEME = {
     "function": "themeQuartz.withParams({accentColor: '#1f4e79', fontSize: 13, "
     "headerFontSize: 12, headerFontWeight: 600, headerBackgroundColor: '#f8fafc', spacing: 6, "
@@ -226,8 +227,31 @@ def guard_figure(function):
     return wrapper
 
 
+def guard_address(function):
+    """Make a callback that writes the address (a click or a picker that selects something, a link that opens a
+    subject) do nothing instead of failing when the address it starts from cannot be read: a cut that is gone, a
+    cut of another study. The page's own alert already says what is wrong with the address; anything unexpected is
+    logged with a reference."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except PreventUpdate:
+            raise
+        except Exception as error:  # nothing to select on a view that could not be read
+            error_message(error)
+            raise PreventUpdate from error
+
+    return wrapper
+
+
 def guard_rows(function):
-    """Make a grid's row callback answer an empty page instead of failing (the page's alert says why)."""
+    """Make a grid's row callback answer an empty page instead of failing (the page's alert says why).
+
+    A row callback must answer every request it gets (``EMPTY_ROWS`` when there is nothing to show), never
+    ``PreventUpdate``: AG Grid's infinite row model keeps an unanswered request in flight, and once two are (its
+    ``maxConcurrentDatasourceRequests``) it asks for no more rows, so the grid stays at "1 to ? of more"."""
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
@@ -237,7 +261,7 @@ def guard_rows(function):
             raise
         except Exception as error:  # the grid shows no rows; the reason is logged or shown by the page
             error_message(error)
-            return {"rowData": [], "rowCount": 0}
+            return dict(EMPTY_ROWS)
 
     return wrapper
 

@@ -49,8 +49,20 @@ def call_callback(client, app, output: str, inputs: dict[str, Any], state: dict[
     """POST the callback that has ``output`` and ``inputs`` with ``inputs`` / ``state`` given as
     {'id.property': value}; ``changed`` names the inputs that triggered it (default: every input given).
     Returns a :class:`CallbackAnswer`."""
+    key, _ = find_callback(app, output, inputs)
+    return call_callback_key(client, app, key, inputs, state, changed)
+
+
+def server_callback_keys(app) -> list[str]:
+    """The callback-map keys of the app's server-side callbacks with plain string ids (no clientside function, no
+    pattern-matching id): every callback a bad address could make fail on the server."""
+    return [key for key, spec in app.callback_map.items() if "callback" in spec and "{" not in key]
+
+
+def call_callback_key(client, app, key: str, inputs: dict[str, Any], state: dict[str, Any] | None = None, changed=None):
+    """POST the callback with callback-map key ``key``, as :func:`call_callback` does."""
     state = state or {}
-    key, spec = find_callback(app, output, inputs)
+    spec = app.callback_map[key]
 
     def values(items, given):
         return [

@@ -33,6 +33,7 @@ GROUP_COLUMN = "COHORT_GROUP"  # the name safety_dash.analysis gives the study's
 ANY_IMMUNE_BASKET = "Any immune-related"
 FRAME_CACHE_SIZE = 4  # cuts held in memory per worker (the current one, the one before, a shared link's)
 RESULT_CACHE_SIZE = 256
+MAX_RUN_ID = 2**31 - 1  # run ids are 32-bit integer keys (PostgreSQL's integer)
 
 
 class NoDataYet(ValueError):
@@ -96,7 +97,10 @@ def load_cuts(engine: Engine, study_id: str) -> pd.DataFrame:
 
 
 def load_cut(engine: Engine, run_id: int) -> CutInfo | None:
-    """The cut ``run_id`` with its study settings, or None when there is no such run."""
+    """The cut ``run_id`` with its study settings, or None when there is no such run (a number no run id can be,
+    e.g. from an edited link, is not sent to the database, which would refuse it)."""
+    if not 0 < int(run_id) <= MAX_RUN_ID:
+        return None
     rows = run_query(engine, "web_cut", run_id=run_id)
     if rows.empty:
         return None
@@ -380,9 +384,11 @@ def load_cut_frames_for_views(engine: Engine, run_id: int) -> tuple[pd.DataFrame
 def clear_caches() -> None:
     """Forget every cached frame and result (tests, and after deleting data)."""
     _load_frames.cache_clear()
+    from safety_dash.views.signals import clear_signal_caches
     from safety_dash.web import views  # the result caches live beside the views that fill them
 
     views.clear_result_caches()
+    clear_signal_caches()
 
 
 # --- alerts, runs, quarantine -----------------------------------------------------------------------------------
@@ -428,6 +434,37 @@ def load_quarantine_page(engine: Engine, run_id: int, offset: int, limit: int) -
     rows = run_query(engine, "web_quarantine_page", run_id=run_id, offset=int(offset), limit=int(limit))
     rows["raw"] = [v if isinstance(v, str) else json.dumps(v, default=str) for v in rows["raw"]]
     return rows, total
+
+
+def _raw_subject(raw) -> str | None:
+    """The USUBJID inside a quarantined row as read (a dict, or its JSON text), or None."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return None
+    value = raw.get("USUBJID") if isinstance(raw, dict) else None
+    return str(value).strip() if value not in (None, "") else None
+
+
+def load_quarantine_of_cohort(
+    engine: Engine, run_id: int, offset: int, limit: int, cohort: str, subject_cohorts: pd.Series
+) -> tuple[pd.DataFrame, int, int]:
+    """One page of the quarantined rows of run ``run_id`` that may concern ``cohort``, how many there are, and how
+    many rows of other cohorts' subjects were left out.
+
+    ``subject_cohorts`` maps USUBJID to cohort (the subjects of the cut shown). A row is kept when its subject is in
+    ``cohort``, or when it names no subject of the cut (e.g. a USUBJID missing from DM: it cannot be placed, so
+    every cohort sees it).
+    """
+    rows = run_query(engine, "web_quarantine_rows", run_id=run_id)
+    subjects = [_raw_subject(raw) for raw in rows["raw"]]
+    groups = [subject_cohorts.get(s) if s is not None else None for s in subjects]
+    keep = np.array([group is None or group == cohort for group in groups], dtype=bool)
+    kept = rows.loc[keep].reset_index(drop=True)
+    page = kept.iloc[int(offset) : int(offset) + int(limit)].copy()
+    page["raw"] = [v if isinstance(v, str) else json.dumps(v, default=str) for v in page["raw"]]
+    return page, len(kept), int((~keep).sum())
 
 
 def load_subject_record(engine: Engine, cut: CutInfo, usubjid: str) -> dict[str, Any] | None:

@@ -8,24 +8,27 @@ for an unknown grade; each cohort keeps one colour wherever it is drawn.
 
 from __future__ import annotations
 
-import re
+import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from safety_dash.metrics.rates import ALL_GROUP
+from safety_dash.views.ordering import natural_key, order_groups
 
 Figure = dict[str, Any]
 
 FONT = "Inter, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 INK, MUTED, GRID, ACCENT = "#1d2939", "#667085", "#eaecf0", "#1f4e79"
+# Neighbouring grades differ in lightness as well as hue (grade 3 orange, 4 crimson, 5 near-black red), so
+# they stay apart for readers who do not tell orange from red and on a grey print.
 GRADE_COLOURS = {
     "Grade 1": "#c6dbef",
     "Grade 2": "#6baed6",
-    "Grade 3": "#fd8d3c",
-    "Grade 4": "#e6550d",
-    "Grade 5": "#a50f15",
+    "Grade 3": "#f16913",
+    "Grade 4": "#a50026",
+    "Grade 5": "#4d0011",
     "Grade unknown": "#bdbdbd",
 }
 COHORT_PALETTE = (
@@ -35,19 +38,10 @@ COHORT_PALETTE = (
 ALL_COLOUR = "#344054"
 TOP_LEGEND = {"orientation": "h", "yanchor": "bottom", "y": 1.01, "xanchor": "left", "x": 0}
 SIDE_LEGEND = {"orientation": "v", "yanchor": "top", "y": 1.0, "xanchor": "left", "x": 1.01}
+MODEBAR_BAND = 32  # px at the top of every figure kept free for the mode bar (its buttons are ~26 px tall)
+LEGEND_ROW_HEIGHT = 22  # px per row of a legend above the plot
+LEGEND_ENTRIES_PER_ROW = 4  # entries a row holds in a half-width panel (a grade legend takes two rows)
 AXIS = {"gridcolor": GRID, "zerolinecolor": GRID, "linecolor": GRID, "automargin": True, "ticks": ""}
-
-
-def natural_key(text: str) -> list:
-    """Sort key that orders numbers inside text by value ("0.3 mg/kg" < "5 mg/kg" < "10 mg/kg")."""
-    parts = re.split(r"(\d+(?:\.\d+)?)", str(text))
-    return [(0, float(part)) if index % 2 else (1, part.casefold()) for index, part in enumerate(parts)]
-
-
-def order_groups(groups) -> list[str]:
-    """Cohorts in natural order, with ALL first when present."""
-    names = sorted({g for g in groups if g != ALL_GROUP}, key=natural_key)
-    return ([ALL_GROUP] if ALL_GROUP in set(groups) else []) + names
 
 
 def cohort_colours(groups) -> dict[str, str]:
@@ -74,17 +68,37 @@ def _columns(*columns) -> list[list]:
     return [list(row) for row in zip(*(_list(c) for c in columns), strict=True)]
 
 
+def _legend_entries(data: list[dict]) -> int:
+    """How many entries Plotly's legend shows: named traces not hidden from it, when there are two or more."""
+    named = [t for t in data if t.get("name") and t.get("showlegend", True) is not False]
+    return len(named) if len(named) >= 2 or any(t.get("showlegend") is True for t in data) else 0
+
+
+def top_margin(data: list[dict], legend: dict, asked: int = 0) -> int:
+    """The top margin of a figure: :data:`MODEBAR_BAND` kept free for Plotly's mode bar (drawn over the top right
+    corner on hover) and, for a legend above the plot, its rows below that band, so the mode bar never covers a
+    legend entry or the data."""
+    top = max(asked, MODEBAR_BAND)
+    if legend.get("orientation") == "h" and legend.get("y", 0) >= 1:  # a legend above the plot
+        rows = math.ceil(_legend_entries(data) / LEGEND_ENTRIES_PER_ROW)
+        top = max(asked, MODEBAR_BAND + rows * LEGEND_ROW_HEIGHT + 4)
+    return top
+
+
 def _figure(data: list[dict], height: int, legend: dict | None = None, **layout) -> Figure:
+    legend = legend or TOP_LEGEND
     margin = {"l": 10, "r": 20, "t": 30 if legend is SIDE_LEGEND else 10, "b": 40}
     margin.update(layout.pop("margin", {}))
+    asked = margin["t"]
+    margin["t"] = top_margin(data, legend, asked)
     base = {
-        "height": height,
+        "height": height + margin["t"] - asked,  # the band adds to the figure, the plot keeps its height
         "font": {"family": FONT, "size": 12, "color": INK},
         "paper_bgcolor": "white",
         "plot_bgcolor": "white",
         "margin": margin,
         "hoverlabel": {"font": {"family": FONT}},
-        "legend": legend or TOP_LEGEND,
+        "legend": legend,
         "xaxis": dict(AXIS, **layout.pop("xaxis", {})),
         "yaxis": dict(AXIS, **layout.pop("yaxis", {})),
     }
@@ -372,7 +386,7 @@ def make_cohort_incidence_figure(by_cohort: pd.DataFrame) -> Figure:
     series = [
         ("teae", "any TEAE", "#c6dbef"),
         ("immune", "immune-related", "#6baed6"),
-        ("grade3", "grade ≥ 3", "#fd8d3c"),
+        ("grade3", "grade ≥ 3", GRADE_COLOURS["Grade 3"]),
         ("serious", "serious", "#a50f15"),
     ]
     labels = [f"{c}  (N={n})" for c, n in zip(frame["cohort"], frame["n_dosed"], strict=True)]
@@ -472,3 +486,100 @@ def make_subject_timeline_figure(subject: dict, exposure: pd.DataFrame, events: 
         xaxis={"type": "date", "range": [_date(start_x), _date(end_x)]},
         yaxis={"categoryorder": "array", "categoryarray": lanes[::-1], "tickfont": {"size": 11}},
     )
+
+
+FLAGGED_COLOUR = "#b42318"  # a flagged signal (the alerts' red)
+
+
+def _ratio_edges(values: np.ndarray) -> tuple[float, float]:
+    """The x range of a rate-ratio plot (log scale): every finite positive value and 1, with room either side."""
+    finite = values[np.isfinite(values) & (values > 0)]
+    low = min(float(finite.min()) if len(finite) else 1.0, 1.0)
+    high = max(float(finite.max()) if len(finite) else 1.0, 1.0)
+    return low / 1.6, high * 1.6
+
+
+def make_signal_forest_figure(rows: pd.DataFrame, selected: str | None = None) -> Figure:
+    """Rate ratios of signal rows (the first on top) with their exact 95% intervals on a log scale, 1 marked;
+    flagged rows in red, the selected one ringed. An infinite ratio or bound (no subject in x0) is drawn at the right
+    edge as an arrow, a ratio of 0 (no subject in x1) at the left edge. Each point carries its row key first in
+    ``customdata`` so a click can select it."""
+    if rows.empty:
+        return make_empty_figure("No signal row to draw", height=240)
+    frame = rows.iloc[::-1].reset_index(drop=True)
+    estimate, low, high = (frame[c].to_numpy(dtype=float) for c in ("rate_ratio", "rr_ci_low", "rr_ci_high"))
+    left, right = _ratio_edges(np.concatenate([estimate, low, high]))
+    # An infinite ratio or a ratio of 0 sits just inside its edge, where its arrow stays whole.
+    x = np.where(np.isposinf(estimate), right / 1.25, np.where(estimate <= 0, left * 1.25, estimate))
+    upper = np.where(np.isposinf(high), right, np.maximum(high, x))
+    lower = np.where(np.isnan(low) | (low <= 0), left, np.minimum(low, x))
+    symbols = [
+        "triangle-right" if np.isposinf(e) else "triangle-left" if e == 0 else "diamond" if f else "circle"
+        for e, f in zip(estimate, frame["flagged"], strict=True)
+    ]
+    is_selected = (frame["key"] == selected).to_numpy() if selected else np.zeros(len(frame), bool)
+    labels = [
+        f"{_short(pt, 26)} · {_short(group, 16)} · {test.lower()}"
+        for pt, group, test in zip(frame["pt"], frame["group_label"], frame["test_label"], strict=True)
+    ]
+    trace = {
+        "type": "scatter",
+        "mode": "markers",
+        "x": _list(x),
+        "y": labels,
+        "marker": {"size": [13 if s else 9 for s in is_selected],
+                   "color": [FLAGGED_COLOUR if f else ACCENT for f in frame["flagged"]], "symbol": symbols,
+                   "line": {"width": [2.5 if s else 1 for s in is_selected],
+                            "color": [INK if s else "white" for s in is_selected]}},
+        "error_x": _error_x(pd.Series(upper), pd.Series(x), pd.Series(lower)),
+        "customdata": _columns(frame["key"], frame["pt"], frame["test_label"], frame["group_label"], frame["rr_text"],
+                               frame["x1"], frame["py1"], frame["x0"], frame["py0"], frame["p_one_sided"],
+                               frame["q_pt"], frame["flagged"].map({True: "flagged", False: "not flagged"})),
+        "hovertemplate": "<b>%{customdata[1]}</b> · %{customdata[2]} · %{customdata[3]}<br>rate ratio "
+        "%{customdata[4]}<br>x₁ %{customdata[5]} / %{customdata[6]:.1f} PY against x₀ %{customdata[7]} / "
+        "%{customdata[8]:.1f} PY<br>p %{customdata[9]:.2g} · q %{customdata[10]:.2g} · %{customdata[11]}"
+        "<extra></extra>",
+        "showlegend": False,
+    }  # fmt: skip
+    ticks = [v for v in (0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30, 100, 300, 1000) if left <= v <= right]
+    return _figure(
+        [trace],
+        max(260, 28 * len(frame) + 80),
+        shapes=[_vline(1, INK)],
+        xaxis={"type": "log", "range": [math.log10(left), math.log10(right)], "tickvals": ticks,
+               "ticktext": [f"{v:g}" for v in ticks], "title": {"text": "rate ratio with exact 95% CI (log scale)"}},
+        yaxis={"tickfont": {"size": 11}},
+    )  # fmt: skip
+
+
+def make_signal_trend_figure(trend: pd.DataFrame, x1_label: str, x0_label: str) -> Figure:
+    """One signal at each data cut: x1 per 100 PY1 and x0 per 100 PY0 (x = cutoff), the cuts that flagged it
+    ringed in red."""
+    if trend.empty:
+        return make_empty_figure("The signal has no row in any cut", height=240)
+    frame = trend.sort_values("run_id")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate1 = np.where(frame["py1"] > 0, 100.0 * frame["x1"] / frame["py1"], np.nan)
+        rate0 = np.where(frame["py0"] > 0, 100.0 * frame["x0"] / frame["py0"], np.nan)
+    flagged = frame["flagged"].to_numpy(dtype=bool)
+    data = []
+    parts = ((x0_label, rate0, "x0", "py0", "#98a2b3"), (x1_label, rate1, "x1", "py1", ACCENT))
+    for name, rate, x, py, colour in parts:
+        data.append({"type": "scatter", "mode": "lines+markers", "name": name, "x": _list(frame["cutoff"]),
+                     "y": _list(rate), "line": {"color": colour, "width": 2.5 if x == "x1" else 1.5},
+                     "marker": {"size": 8, "color": colour},
+                     "customdata": _columns(frame["run_id"], frame[x], frame[py]),
+                     "hovertemplate": "cut %{customdata[0]} (%{x|%Y-%m-%d})<br>" + name + ": %{customdata[1]} "
+                     "subjects / %{customdata[2]:.1f} PY = %{y:.1f} per 100 PY<extra></extra>"})  # fmt: skip
+    if flagged.any():
+        data.append({"type": "scatter", "mode": "markers", "name": "flagged", "x": _list(frame["cutoff"][flagged]),
+                     "y": _list(rate1[flagged]), "marker": {"size": 15, "color": "rgba(0,0,0,0)",
+                     "line": {"width": 2.5, "color": FLAGGED_COLOUR}}, "hoverinfo": "skip"})  # fmt: skip
+    return _figure(
+        data,
+        260,
+        legend=SIDE_LEGEND,
+        xaxis={"title": {"text": "data cutoff"}, "type": "date", "tickvals": _list(frame["cutoff"]),
+               "tickformat": "%Y-%m-%d"},
+        yaxis={"title": {"text": "subjects per 100 PY"}, "rangemode": "tozero"},
+    )  # fmt: skip

@@ -30,6 +30,7 @@ OVERVIEW_CUT = "overview-cut"
 OVERVIEW_CHANGES = "overview-changes"
 OVERVIEW_COHORT_GRAPH = "overview-cohort-graph"
 OVERVIEW_NEW_EVENTS = "overview-new-events"
+OVERVIEW_SIGNALS = "overview-signals"
 
 # AE explorer.
 EXPLORER_ALERT = "explorer-alert"
@@ -44,6 +45,19 @@ EXPLORER_TERM_LISTING = "explorer-term-listing"
 EXPLORER_TERM_ONSET = "explorer-term-onset"
 EXPLORER_ONSET_LINK = "explorer-onset-link"
 EXPLORER_LISTING_LINK = "explorer-listing-link"
+
+# Signals.
+SIGNALS_ALERT = "signals-alert"
+SIGNALS_SCOPE = "signals-scope"
+SIGNALS_GRID = "signals-grid"
+SIGNALS_COUNT = "signals-count"
+SIGNALS_FOREST = "signals-forest"
+SIGNALS_DETAIL_TITLE = "signals-detail-title"
+SIGNALS_DETAIL = "signals-detail"
+SIGNALS_TREND = "signals-trend"
+SIGNALS_LISTING_PANEL = "signals-listing-panel"
+SIGNALS_LISTING_TITLE = "signals-listing-title"
+SIGNALS_LISTING = "signals-listing"
 
 # Exposure-adjusted rates.
 RATES_ALERT = "rates-alert"

@@ -14,7 +14,7 @@ from safety_dash.web.components import build_chip
 from safety_dash.web.data import NoDataYet, current_context, load_cohorts, load_cuts, load_studies, resolve_state
 from safety_dash.web.figures import natural_key
 from safety_dash.web.pages import Page
-from safety_dash.web.state import ViewState, change_filters, parse_state, state_href
+from safety_dash.web.state import ViewState, change_filters, parse_state, signal_group, state_href
 
 GRADE_OPTIONS = [
     {"label": "Any", "value": 0},
@@ -29,6 +29,7 @@ FLAG_OPTIONS = [
     {"label": "Within window only", "value": "window"},
 ]
 SELECTION_LABELS = {"soc": "SOC", "pt": "PT", "basket": "Basket", "subject": "Subject", "ref": "Reference"}
+SIGNAL_TEST_LABELS = {"rising": "rising", "cohort": "out of line"}
 
 
 def _field(label: str, control, class_name: str = "") -> html.Div:
@@ -201,7 +202,7 @@ def register_shell_callbacks(app: Dash, pages: list[Page]) -> None:
                 related="related" in flags,
                 window="window" in flags,
             )
-            resolved, cut_info = resolve_state(engine, changed)
+            resolved, cut_info = _resolve_for_bar(engine, changed)
         studies = [{"label": s, "value": s} for s in load_studies(engine)]
         cohorts = _cohort_options(engine, cut_info.run_id)
         if resolved.cohort and resolved.cohort not in {c["value"] for c in cohorts}:
@@ -246,6 +247,9 @@ def register_shell_callbacks(app: Dash, pages: list[Page]) -> None:
                 chips.append(
                     build_chip(f"{label}: {value}", state_href(pathname or "/", state.replace(**{field: None})))
                 )
+        if state.test:  # the selected signal's test and group are one chip
+            signal = f"Signal: {SIGNAL_TEST_LABELS[state.test]} · {signal_group(state)}"
+            chips.append(build_chip(signal, state_href(pathname or "/", state.replace(test=None, group=None))))
         summary = [html.Span("Selected", className="selection-label"), *chips] if chips else []
         reset = state_href(pathname or "/", ViewState(study=pinned.study, cut=pinned.cut))
         return hrefs, classes, state_href(pathname or "/", pinned), summary, reset

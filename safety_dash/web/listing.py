@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from safety_dash.exports import to_safe_csv
+from safety_dash.views.ordering import natural_rank
 from safety_dash.web.data import GROUP_COLUMN, RESULT_CACHE_SIZE
 from safety_dash.web.state import ViewState
 from safety_dash.web.views import CutKey, basket_mask, text_equals
@@ -43,6 +45,8 @@ LISTING_COLUMNS: dict[str, tuple[str, str]] = {
     "RECORD_CHANGE": ("In this cut", "RECORD_CHANGE"),
     "FLAGS": ("Flags", ""),
 }
+# Columns holding cohorts: sorted in natural order (dose levels by dose: 0.3, 1, 3, 5, 10 mg/kg), not as text.
+NATURAL_ORDER_COLUMNS = frozenset({"COHORT", "group"})
 IMPUTATION_TEXT = {"D": "day imputed", "M": "month and day imputed", "Y": "date missing: first dose"}
 
 
@@ -105,7 +109,8 @@ def filter_and_sort(column, positions: np.ndarray, filter_model: dict, sort_mode
     for item in sort_model or []:
         values = column(item.get("colId"), positions)
         if values is not None:
-            keys.append(_sort_key(values.reset_index(drop=True)).rename(f"k{len(keys)}"))
+            natural = item.get("colId") in NATURAL_ORDER_COLUMNS
+            keys.append(_sort_key(values.reset_index(drop=True), natural).rename(f"k{len(keys)}"))
             ascending.append(item.get("sort") != "desc")
     if keys:
         order = pd.concat(keys, axis=1).sort_values(list(k.name for k in keys), ascending=ascending, kind="stable")
@@ -113,13 +118,17 @@ def filter_and_sort(column, positions: np.ndarray, filter_model: dict, sort_mode
     return positions
 
 
-def _sort_key(values: pd.Series) -> pd.Series:
-    """A key that sorts like the shown values: a categorical's texts in alphabetical order, as integer ranks."""
+def _sort_key(values: pd.Series, natural: bool = False) -> pd.Series:
+    """A key that sorts like the shown values: a categorical's texts in alphabetical order, as integer ranks;
+    ``natural``: texts with numbers by the numbers' values (cohorts: dose levels by dose)."""
     if not isinstance(values.dtype, pd.CategoricalDtype):
-        return values
+        return natural_rank(values) if natural else values
     texts = np.asarray(values.cat.categories, dtype=object).astype(str)
-    rank = np.empty(len(texts), dtype=np.int64)
-    rank[np.argsort(texts, kind="stable")] = np.arange(len(texts))
+    if natural:
+        rank = natural_rank(pd.Series(texts)).to_numpy()
+    else:
+        rank = np.empty(len(texts), dtype=np.int64)
+        rank[np.argsort(texts, kind="stable")] = np.arange(len(texts))
     codes = values.cat.codes.to_numpy()
     return pd.Series(np.where(codes >= 0, rank[np.maximum(codes, 0)], -1))
 
@@ -302,7 +311,7 @@ def listing_csv(key: CutKey, state: ViewState, filter_model: dict | None = None,
     )
     rows = listing_rows(key.frames.events, positions).drop(columns="AE_ID")
     rows = rows.rename(columns={field: header for field, (header, _) in LISTING_COLUMNS.items()})
-    return rows.to_csv(index=False, date_format="%Y-%m-%d")
+    return to_safe_csv(rows, index=False, date_format="%Y-%m-%d")
 
 
 def subject_events(key: CutKey, usubjid: str) -> pd.DataFrame:

@@ -15,6 +15,10 @@ window     ``1``: listings show only events within the risk window     ``1``
 soc        selected system organ class                                 ``Skin and ...``
 pt         selected preferred term                                     ``Rash``
 basket     selected AE basket (e.g. an immune-related category)        ``skin``
+test       selected signal's test: ``rising`` or ``cohort`` (out of    ``rising``
+           line); with ``soc`` and ``pt`` it names the signal
+group      selected signal's group, a cohort or ``ALL``; absent: the   ``ALL``
+           cohort filter's cohort, else ``ALL``
 subject    selected subject (USUBJID)                                  ``QL1706-DEMO-01-0001``
 ref        reference cohort of rate differences                        ``Ph Ib NSCLC``
 =========  ==========================================================  =====================
@@ -48,6 +52,8 @@ class ViewState:
     soc: str | None = None
     pt: str | None = None
     basket: str | None = None
+    test: str | None = None
+    group: str | None = None
     subject: str | None = None
     ref: str | None = None
 
@@ -77,11 +83,15 @@ KEYS = {
     "soc": "soc",
     "pt": "pt",
     "basket": "basket",
+    "test": "test",
+    "group": "group",
     "subject": "subject",
     "ref": "ref",
 }
 FILTER_FIELDS = ("study", "cut", "cohort", "min_grade", "serious", "related", "window")
-SELECTION_FIELDS = ("soc", "pt", "basket", "subject", "ref")
+SELECTION_FIELDS = ("soc", "pt", "basket", "test", "group", "subject", "ref")
+SIGNAL_TESTS = ("rising", "cohort")  # the tests of DOMAIN.md §7, as safety_dash.metrics.signals names them
+ALL_GROUP = "ALL"  # the whole safety population, as safety_dash.metrics.rates names it
 
 
 def _text(value: str | None) -> str | None:
@@ -126,6 +136,8 @@ def parse_state(search: str | None) -> ViewState:
         soc=_text(get("soc")),
         pt=_text(get("pt")),
         basket=_text(get("basket")),
+        test=_text(get("test")) if _text(get("test")) in SIGNAL_TESTS else None,
+        group=_text(get("group")),
         subject=_text(get("subject")),
         ref=_text(get("ref")),
     )
@@ -194,3 +206,21 @@ def term_value(state: ViewState) -> str | None:
     if state.basket:
         return f"basket:{state.basket}"
     return None
+
+
+def signal_group(state: ViewState) -> str:
+    """The group of the selected signal: ``group`` when given, else the cohort filter's cohort, else ALL."""
+    return state.group or state.cohort or ALL_GROUP
+
+
+def select_signal(state: ViewState, test: str, group: str, soc: str, pt: str) -> ViewState:
+    """Select a signal (test, group, SOC, PT); ``group`` is written only where it differs from the cohort filter's
+    cohort (else ALL), so one view has one address. Clicking the selected signal again clears it."""
+    if test not in SIGNAL_TESTS:
+        raise ValueError(f"test {test!r} is not a signal test; use one of {', '.join(SIGNAL_TESTS)}")
+    selected = state.test == test and signal_group(state) == group and state.soc == (soc or None)
+    if selected and state.pt == (pt or None):
+        return state.replace(test=None, group=None, pt=None)
+    default = state.cohort or ALL_GROUP
+    return state.replace(test=test, group=None if group == default else group, soc=soc or None, pt=pt or None,
+                         basket=None)  # fmt: skip

@@ -19,6 +19,7 @@ import pandas as pd
 from safety_dash.metrics.events import flag_qualifying_events
 from safety_dash.metrics.onset import compute_cumulative_incidence, compute_onset_summary, derive_first_onset
 from safety_dash.metrics.rates import ALL_GROUP, DAYS_PER_YEAR, compute_rate_difference, compute_rate_table
+from safety_dash.views.ordering import order_groups
 from safety_dash.web.data import (
     ANY_IMMUNE_BASKET,
     GROUP_COLUMN,
@@ -263,9 +264,11 @@ def _rate_rows(key: CutKey, min_grade, serious, related, soc, cohort) -> pd.Data
     else:  # every cohort: the terms most frequent overall first, each with its rows for ALL and every cohort
         overall = table.loc[table["group"] == ALL_GROUP, ["soc", "pt", "n_with_event"]]
         table = table.merge(overall.rename(columns={"n_with_event": "_overall"}), on=["soc", "pt"], how="left")
-    # compute_rate_table lists ALL first, then the cohorts in order; a stable sort keeps that within a PT.
-    table = table.sort_values(["_overall", "pt"], ascending=[False, True], kind="stable")
-    table = table.drop(columns="_overall").reset_index(drop=True)
+    # Within a PT: ALL first, then the cohorts in natural order (dose levels by dose, not 0.3, 1, 10, 3, 5).
+    order = {group: rank for rank, group in enumerate(order_groups(table["group"]))}
+    table = table.assign(_group=table["group"].map(order))
+    table = table.sort_values(["_overall", "pt", "_group"], ascending=[False, True, True], kind="stable")
+    table = table.drop(columns=["_overall", "_group"]).reset_index(drop=True)
     table["group"] = table["group"].replace({ALL_GROUP: "All cohorts"})
     table["incidence_ci"] = [
         f"{lo:.1f}–{hi:.1f}" for lo, hi in zip(table["incidence_ci_low"], table["incidence_ci_high"], strict=True)
@@ -433,20 +436,25 @@ def load_view(search: str | None) -> View:
     return View(context, state, cut, cut_key(context, cut))
 
 
-def find_subjects(key: CutKey, text: str | None, limit: int = 20) -> list[str]:
-    """Subjects of the cut whose USUBJID contains ``text`` (case-insensitive), at most ``limit``, in order."""
-    subjects = key.frames.subjects["USUBJID"]
+def find_subjects(key: CutKey, text: str | None, limit: int = 20, cohort: str | None = None) -> list[str]:
+    """Subjects of the cut (of ``cohort`` when given) whose USUBJID contains ``text`` (case-insensitive), at most
+    ``limit``, in order."""
+    frame = key.frames.subjects
+    subjects = frame.loc[frame[GROUP_COLUMN] == cohort, "USUBJID"] if cohort else frame["USUBJID"]
     if text:
         subjects = subjects.loc[subjects.str.contains(text.strip(), case=False, regex=False)]
     return subjects.head(limit).tolist()
 
 
-def subjects_of_note(key: CutKey, limit: int = 8) -> pd.DataFrame:
-    """Subjects with the most grade >= 3 or serious counted records (DOMAIN.md §3): where a profile is worth a look."""
+def subjects_of_note(key: CutKey, limit: int = 8, cohort: str | None = None) -> pd.DataFrame:
+    """Subjects (of ``cohort`` when given) with the most grade >= 3 or serious counted records (DOMAIN.md §3): where
+    a profile is worth a look."""
     frames = key.frames
     events = frames.events
     grade = events["GRADE"].to_numpy(dtype="float64", na_value=np.nan)
     severe = events["COUNTED"].to_numpy() & ((grade >= 3) | events["SERIOUS"].to_numpy())
+    if cohort:
+        severe &= text_equals(frames, GROUP_COLUMN, cohort)
     counts = events.loc[severe].groupby("USUBJID").agg(n=("AE_ID", "size"), worst=("GRADE", "max"))
     counts = counts.sort_values(["worst", "n"], ascending=False).head(limit).reset_index()
     cohort = frames.subjects.set_index("USUBJID")[GROUP_COLUMN]
@@ -457,6 +465,7 @@ def subjects_of_note(key: CutKey, limit: int = 8) -> pd.DataFrame:
 def warm_up(context: WebContext) -> None:
     """Read the newest cut of every study into memory and compute its default views, so that the first person to
     open the dashboard after a worker starts does not wait for a million records to load."""
+    from safety_dash.views.signals import load_signal_rows
     from safety_dash.web.data import load_studies, previous_cut, resolve_state
     from safety_dash.web.listing import listing_positions
 
@@ -474,6 +483,7 @@ def warm_up(context: WebContext) -> None:
             load_term_rates(key, kind, name, None, False, False)
             load_onset(key, kind, name, None, False, False)
             listing_positions(key, None, None, False, False, False, None, None, None)
+            load_signal_rows(key, None, None, False, False)
         except Exception:  # a warm-up failure must not stop the worker; the page will show the error
             log.exception("warming up the views of study %s failed", study)
     log.info("views warmed up in %.1f s", time.perf_counter() - started)

@@ -99,3 +99,35 @@ def signed_in(client):
     response = sign_in_client(client)
     assert response.status_code == 302
     return client
+
+
+SIGNAL_DEMO_SUBJECTS = 500  # the demo study as `make demo` writes it: its planted signals are flagged at this size
+
+
+@pytest.fixture(scope="session")
+def signal_demo_db(tmp_path_factory) -> DemoDatabase:
+    """The demo study with 500 subjects (seed 1706) in three cuts, as `make demo` loads it, and one user. Its flagged
+    signals (DOMAIN.md §7): cut 2 (cohort, Ph Ib NPC, Hypothyroidism); cut 3 the same since cut 2, (cohort,
+    Ph Ib NSCLC, Hepatitis), (rising, ALL, Hepatitis) and (rising, Ph Ib NSCLC, Hepatitis), since cut 3."""
+    root = tmp_path_factory.mktemp("signals-web")
+    write_demo_study(root / "demo", n_subjects=SIGNAL_DEMO_SUBJECTS, seed=1706)
+    url = f"sqlite:///{root / 'signals.db'}"
+    upgrade_database(url)
+    run_ids = []
+    for cut in ("cut1", "cut2", "cut3"):
+        result = ingest_extract(url, root / "demo" / cut)
+        assert result.status == "succeeded", result.message
+        run_ids.append(result.run_id)
+    create_user(get_engine(url), USERNAME, PASSWORD, ROLE)
+    return DemoDatabase(url, tuple(run_ids), result.study_id, root / "demo")
+
+
+@pytest.fixture
+def signal_web_app(signal_demo_db):
+    """A fresh Dash app on the 500-subject demo database."""
+    from safety_dash.web.app import create_app
+
+    settings = dataclasses.replace(
+        load_settings(), database_url=signal_demo_db.url, secret_key="test-secret-key", session_minutes=30.0
+    )
+    return create_app(settings)

@@ -167,6 +167,20 @@ def test_the_grid_lists_the_open_alerts_of_the_study(monitor_call, alerts_db):
     assert _list(monitor_call, alerts_db, "acknowledged")[ids.ALERTS_GRID]["rowData"] == []
 
 
+def test_the_cohort_filter_keeps_the_cohorts_alerts_and_the_whole_studys(monitor_call, alerts_db):
+    every = _alerts(alerts_db)
+    about = {int(a): (scope or {}).get("cohort") for a, scope in zip(every["alert_id"], every["scope"], strict=True)}
+    own = [group for group in about.values() if group not in (None, "", "ALL")]
+    cohort = max(set(own), key=own.count)  # the cohort with most alerts of its own
+    wanted = {a for a, group in about.items() if group in (cohort, None, "", "ALL")}
+    assert wanted != set(about)  # some alerts are about other cohorts: the filter has something to leave out
+    search = state_to_search(ViewState(study=alerts_db.study_id, cut=alerts_db.run_ids[-1], cohort=cohort))
+    out = monitor_call(f"{ids.ALERTS_GRID}.rowData", {"url.search": search, f"{ids.ALERTS_STATUS}.value": "all",
+                                                      f"{ids.ALERTS_REFRESH}.data": 0})  # fmt: skip
+    assert {row["alert_id"] for row in out[ids.ALERTS_GRID]["rowData"]} == wanted
+    assert f"about cohort {cohort} or all cohorts" in out[ids.ALERTS_COUNT]["children"]
+
+
 def test_the_detail_shows_numbers_subjects_records_and_the_view_link(monitor_call, alerts_db):
     alerts = _alerts(alerts_db, "open")
     alert = alerts.loc[alerts["rule_id"] == "irae-g3-incidence"].iloc[0]
@@ -267,19 +281,25 @@ def test_a_monitor_acknowledges_with_a_comment(monitor_call, alerts_db):
     assert "not open" in again and f"acknowledged by {USERNAME}" in again
 
 
-def test_a_committee_member_reads_but_cannot_acknowledge(committee_call, alerts_db):
+def test_a_committee_member_reads_but_cannot_acknowledge(committee_call, alerts_app, alerts_db):
     before = _alerts(alerts_db)
     alert_id = int(_alerts(alerts_db, "open")["alert_id"].iloc[0])
     detail = _detail(committee_call, alerts_db, alert_id)
     assert detail[ids.ALERTS_ACK_FORM]["hidden"] is True
     assert "committee members can read alerts but not acknowledge them" in _text(detail[ids.ALERTS_ACK_NOTE])
     assert _list(committee_call, alerts_db, "open")[ids.ALERTS_GRID]["rowData"]  # reading is allowed
-    # the browser is not trusted: the callback itself refuses
-    out = _acknowledge(committee_call, alert_id, COMMENT)
-    message = _text(out[ids.ALERTS_ACK_MESSAGE]["children"])
-    assert f"{COMMITTEE} is a committee member: committee members can read alerts but not acknowledge them" in message
-    assert "Not allowed" in message and "alert-error" in message
-    assert ids.ALERTS_REFRESH not in out
+    # the browser is not trusted: the server refuses the callback itself (403) and nothing is written
+    client = alerts_app.server.test_client()
+    assert sign_in_client(client, COMMITTEE, PASSWORD).status_code == 302
+    answer = call_callback(
+        client,
+        alerts_app,
+        f"{ids.ALERTS_ACK_MESSAGE}.children",
+        {f"{ids.ALERTS_ACK_BUTTON}.n_clicks": 1},
+        {f"{ids.ALERTS_SELECTED}.data": alert_id, f"{ids.ALERTS_COMMENT}.value": COMMENT,
+         f"{ids.ALERTS_REFRESH}.data": 0},
+    )  # fmt: skip
+    assert answer.status == 403
     after = _alerts(alerts_db)
     assert after["status"].tolist() == before["status"].tolist()
     assert after["acknowledged_by"].isna().all()
@@ -335,7 +355,8 @@ def _row_ids(dash_duo) -> set[str]:
 @pytest.mark.browser
 def test_a_monitor_acknowledges_an_alert_in_the_browser(dash_duo, alerts_app, alerts_db):
     open_alerts = _alerts(alerts_db, "open")
-    alert = open_alerts.loc[open_alerts["condition_active"]].iloc[0]
+    with_records = open_alerts["evidence"].map(lambda evidence: bool((evidence or {}).get("records")))
+    alert = open_alerts.loc[open_alerts["condition_active"] & with_records].iloc[0]  # signal alerts list no records
     alert_id = str(int(alert["alert_id"]))
     dash_duo.start_server(alerts_app, navigate=False)
     base = dash_duo.server.url.rstrip("/")

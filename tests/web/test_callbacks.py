@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -146,3 +147,115 @@ def test_data_callbacks_show_runs_and_quarantine(call, demo_db):
                 {f"{ids.DATA_SELECTED_RUN}.data": selected, "url.search": _search(demo_db)})  # fmt: skip
     rows = page[ids.DATA_QUARANTINE]["getRowsResponse"]["rowData"]
     assert len(rows) == 2 and all(row["reason"] for row in rows)
+
+
+def test_term_listing_answers_while_no_term_is_selected(call, demo_db):
+    # The hidden term listing still asks for rows; an unanswered request stalls AG Grid once two are in flight
+    # (the listing then stays at "1 to ? of more" after a SOC click and a PT click).
+    request = {"startRow": 0, "endRow": 20, "sortModel": [], "filterModel": {}}
+    soc = "Skin and subcutaneous tissue disorders"
+    out = call(f"{ids.EXPLORER_TERM_LISTING}.getRowsResponse",
+               {f"{ids.EXPLORER_TERM_LISTING}.getRowsRequest": request},
+               {"url.search": _search(demo_db, soc=soc)})  # fmt: skip
+    assert out[ids.EXPLORER_TERM_LISTING]["getRowsResponse"] == {"rowData": [], "rowCount": 0}
+
+
+def test_quarantine_grid_answers_before_a_run_is_selected(call, demo_db):
+    request = {"startRow": 0, "endRow": 25}
+    out = call(f"{ids.DATA_QUARANTINE}.getRowsResponse", {f"{ids.DATA_QUARANTINE}.getRowsRequest": request},
+               {f"{ids.DATA_SELECTED_RUN}.data": None, "url.search": _search(demo_db)})  # fmt: skip
+    assert out[ids.DATA_QUARANTINE]["getRowsResponse"] == {"rowData": [], "rowCount": 0}
+
+
+def test_explorer_grid_lists_a_terms_cohorts_by_dose(call, demo_db):
+    # The demo's cohorts in natural order: all cohorts first, then the dose levels by dose, then phase Ib by name.
+    expected = ["All cohorts", "Ph I 0.3 mg/kg", "Ph I 1 mg/kg", "Ph I 3 mg/kg", "Ph I 5 mg/kg", "Ph I 10 mg/kg",
+                "Ph Ib Cervical", "Ph Ib NPC", "Ph Ib NSCLC", "Ph Ib Other"]  # fmt: skip
+    request = {"startRow": 0, "endRow": 100, "sortModel": [], "filterModel": {}}
+    rows = call(
+        f"{ids.EXPLORER_GRID}.getRowsResponse",
+        {f"{ids.EXPLORER_GRID}.getRowsRequest": request},
+        {"url.search": _search(demo_db, soc="Endocrine disorders")},
+    )[ids.EXPLORER_GRID]["getRowsResponse"]
+    first_pt = rows["rowData"][0]["pt"]
+    assert [row["group"] for row in rows["rowData"] if row["pt"] == first_pt] == expected
+    by_cohort = dict(
+        request,
+        sortModel=[{"colId": "group", "sort": "asc"}],
+        filterModel={"pt": {"filterType": "text", "type": "equals", "filter": first_pt}},
+    )
+    rows = call(
+        f"{ids.EXPLORER_GRID}.getRowsResponse",
+        {f"{ids.EXPLORER_GRID}.getRowsRequest": by_cohort},
+        {"url.search": _search(demo_db, soc="Endocrine disorders")},
+    )[ids.EXPLORER_GRID]["getRowsResponse"]
+    assert [row["group"] for row in rows["rowData"]] == expected
+
+
+def _cohort_subjects(demo_db, cohort: str) -> list[str]:
+    """The USUBJIDs of a cohort in the latest cut, read from the stored derivations."""
+    from sqlalchemy import text
+
+    from safety_dash.db.engine import get_engine
+
+    with get_engine(demo_db.url).connect() as connection:
+        rows = connection.execute(
+            text("SELECT usubjid FROM derived_subjects WHERE run_id = :run AND cohort = :cohort ORDER BY usubjid"),
+            {"run": demo_db.run_ids[-1], "cohort": cohort},
+        )
+        return [row[0] for row in rows]
+
+
+def test_subject_suggestions_keep_to_the_cohort_filter(call, demo_db):
+    cohort = "Ph I 3 mg/kg"
+    members = _cohort_subjects(demo_db, cohort)
+    assert 0 < len(members) < 20
+    out = call(f"{ids.SUBJECT_PICKER}.options", {f"{ids.SUBJECT_PICKER}.search_value": "", "url.search":
+                                                 _search(demo_db, cohort=cohort)})  # fmt: skip
+    assert [option["value"] for option in out[ids.SUBJECT_PICKER]["options"]] == members
+
+
+def test_subjects_worth_a_look_keep_to_the_cohort_filter(call, demo_db):
+    cohort = "Ph Ib NPC"
+    out = call(f"{ids.SUBJECT_TIMELINE}.figure", {"url.search": _search(demo_db, cohort=cohort)})
+    prompt = _text(out[ids.SUBJECT_HEADER]["children"])
+    assert f"start with these of cohort {cohort}" in prompt
+    listed = set(re.findall(r'"children": "(QL1706-DEMO-[0-9-]+)"', prompt))
+    assert listed and listed <= set(_cohort_subjects(demo_db, cohort))
+
+
+def test_quarantined_rows_keep_to_the_cohort_filter(call, demo_db):
+    # The demo's cut 2 quarantines two AE rows: one whose USUBJID is not in DM (no cohort: every cohort sees it) and
+    # one with an impossible onset date, of a subject of some cohort.
+    runs = call(f"{ids.DATA_RUNS}.rowData", {"url.search": _search(demo_db)})
+    selected = runs[ids.DATA_SELECTED_RUN]["data"]
+    request = {f"{ids.DATA_QUARANTINE}.getRowsRequest": {"startRow": 0, "endRow": 25}}
+
+    def rows(cohort):
+        state = {f"{ids.DATA_SELECTED_RUN}.data": selected, "url.search": _search(demo_db, cohort=cohort)}
+        out = call(f"{ids.DATA_QUARANTINE}.getRowsResponse", request, state)
+        return out[ids.DATA_QUARANTINE]["getRowsResponse"]["rowData"]
+
+    every = rows(None)
+    assert len(every) == 2
+    placed = {}
+    for row in every:
+        subject = json.loads(row["raw"])["USUBJID"]
+        for cohort in ("Ph I 3 mg/kg", "Ph Ib NPC", "Ph Ib NSCLC", "Ph Ib Other", "Ph Ib Cervical", "Ph I 5 mg/kg",
+                       "Ph I 10 mg/kg", "Ph I 1 mg/kg", "Ph I 0.3 mg/kg"):  # fmt: skip
+            if subject in _cohort_subjects(demo_db, cohort):
+                placed[subject] = cohort
+    assert len(placed) == 1  # one row's subject is in DM, the other's is not
+    ((subject, own),) = placed.items()
+    other = "Ph Ib Other" if own != "Ph Ib Other" else "Ph Ib NPC"
+    assert len(rows(own)) == 2
+    kept = rows(other)
+    assert [json.loads(row["raw"])["USUBJID"] for row in kept] != [subject] and len(kept) == 1
+    title = call(
+        f"{ids.DATA_QUARANTINE_TITLE}.children",
+        {f"{ids.DATA_SELECTED_RUN}.data": selected, "url.search": _search(demo_db, cohort=other)},
+    )
+    assert title[ids.DATA_QUARANTINE_TITLE]["children"] == (
+        f"Quarantined rows of run {selected} that may concern cohort {other}: 1 (1 of other cohorts' subjects not "
+        "shown; rows naming no known subject are always shown)"
+    )

@@ -92,6 +92,24 @@ def card_value(dash_duo, label: str) -> str:
     raise AssertionError(f"no card {label!r}")
 
 
+def click_soc_bar(dash_duo) -> str:
+    """Click the top SOC's widest bar; returns the SOC selected.
+
+    A click that lands while the chart is still being drawn is lost, as it would be for a person: click again, but
+    only once the first click has had time to reach the address (a second click on a SOC clears it)."""
+    dash_duo.wait_for_element(f"#{ids.EXPLORER_SOC_GRAPH} .barlayer .trace .point path", timeout=20)
+    for attempt in range(3):
+        bar = dash_duo.driver.execute_script(WIDEST_TOP_BAR, ids.EXPLORER_SOC_GRAPH)
+        dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", bar)
+        ActionChains(dash_duo.driver).move_to_element(bar).pause(0.3).click().perform()
+        try:
+            _wait(dash_duo, lambda: "soc" in url_state(dash_duo), timeout=6)
+            return url_state(dash_duo)["soc"][0]
+        except TimeoutException:
+            assert attempt < 2, "the SOC click did not reach the address"
+    raise AssertionError("unreachable")
+
+
 def test_overview_after_sign_in_shows_the_latest_cut(dash_duo, web_app, demo_db):
     sign_in(dash_duo, web_app)
     dash_duo.wait_for_element(f"#{ids.OVERVIEW_CARDS} .card", timeout=30)
@@ -120,20 +138,7 @@ def test_explorer_soc_click_narrows_the_pt_grid(dash_duo, web_app, demo_db):
     _wait(dash_duo, lambda: len(grid_values(dash_duo, ids.EXPLORER_GRID, "soc")) > 0)
     _wait(dash_duo, lambda: grid_row_count(dash_duo, ids.EXPLORER_GRID) > 0)
     rows_before = grid_row_count(dash_duo, ids.EXPLORER_GRID)
-    dash_duo.wait_for_element(f"#{ids.EXPLORER_SOC_GRAPH} .barlayer .trace .point path", timeout=20)
-
-    # A click that lands while the chart is still being drawn is lost, as it would be for a person: click again,
-    # but only once the first click has had time to reach the address (a second click on a SOC clears it).
-    for attempt in range(3):
-        bar = dash_duo.driver.execute_script(WIDEST_TOP_BAR, ids.EXPLORER_SOC_GRAPH)
-        dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", bar)
-        ActionChains(dash_duo.driver).move_to_element(bar).pause(0.3).click().perform()
-        try:
-            _wait(dash_duo, lambda: "soc" in url_state(dash_duo), timeout=6)
-            break
-        except TimeoutException:
-            assert attempt < 2, "the SOC click did not reach the address"
-    soc = url_state(dash_duo)["soc"][0]
+    soc = click_soc_bar(dash_duo)
     _wait(dash_duo, lambda: set(grid_values(dash_duo, ids.EXPLORER_GRID, "soc")) == {soc}, message="grid not narrowed")
     _wait(
         dash_duo,
@@ -157,6 +162,22 @@ def test_explorer_pt_click_opens_its_listing_and_onset(dash_duo, web_app, demo_d
     _wait(dash_duo, lambda: dash_duo.find_element(f"#{ids.EXPLORER_TERM_PANEL}").is_displayed())
     _wait(dash_duo, lambda: len(grid_values(dash_duo, ids.EXPLORER_TERM_LISTING, "USUBJID")) > 0)
     dash_duo.wait_for_element(f"#{ids.EXPLORER_TERM_ONSET} .scatterlayer .trace", timeout=20)
+    assert dash_duo.get_logs() == []
+
+
+def test_explorer_soc_then_pt_click_fills_the_term_listing(dash_duo, web_app, demo_db):
+    # Before the fix the listing stayed at "1 to ? of more": its requests while no PT was selected went unanswered.
+    base = sign_in(dash_duo, web_app)
+    open_page(dash_duo, base, "/explorer", f"#{ids.EXPLORER_GRID} .ag-row")
+    soc = click_soc_bar(dash_duo)
+    _wait(dash_duo, lambda: set(grid_values(dash_duo, ids.EXPLORER_GRID, "soc")) == {soc}, message="grid not narrowed")
+    term = grid_values(dash_duo, ids.EXPLORER_GRID, "pt")[0]
+    cell = dash_duo.find_elements(f"#{ids.EXPLORER_GRID} .ag-cell[col-id='pt']")[0]
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", cell)
+    cell.click()
+    _wait(dash_duo, lambda: url_state(dash_duo).get("pt") == [term], message="the PT click did not select it")
+    _wait(dash_duo, lambda: grid_row_count(dash_duo, ids.EXPLORER_TERM_LISTING) > 0, message="listing stuck")
+    assert set(grid_values(dash_duo, ids.EXPLORER_TERM_LISTING, "USUBJID"))
     assert dash_duo.get_logs() == []
 
 
@@ -229,4 +250,44 @@ def test_subject_page_without_a_subject_suggests_some(dash_duo, web_app, demo_db
     link.click()
     _wait(dash_duo, lambda: url_state(dash_duo).get("subject") == [subject])
     dash_duo.wait_for_contains_text(f"#{ids.SUBJECT_HEADER}", subject, timeout=20)
+    assert dash_duo.get_logs() == []
+
+
+# Parts of each figure the mode bar (top right, shown on hover) lies over: legend entries and the plot area.
+MODEBAR_OVERLAPS = """
+function box(el) { const r = el.getBoundingClientRect(); return {l: r.left, t: r.top, r: r.right, b: r.bottom}; }
+function hit(a, b) { return a.l < b.r && b.l < a.r && a.t < b.b && b.t < a.b; }
+const out = [];
+document.querySelectorAll('.js-plotly-plot').forEach(plot => {
+  const bar = plot.querySelector('.modebar');
+  if (!bar) return;
+  const m = box(bar);
+  plot.querySelectorAll('.legend .traces, .nsewdrag').forEach(part => {
+    const b = box(part);
+    if (b.r > b.l && hit(m, b)) out.push(plot.id + ': ' + (part.textContent || 'plot area'));
+  });
+});
+return out;
+"""
+
+
+def test_mode_bar_covers_no_legend_entry_and_no_data(dash_duo, web_app, demo_db):
+    # Before the fix it covered "Grade 3" / "Grade 4" on the explorer and the top of the forest plots.
+    base = sign_in(dash_duo, web_app)
+    state = ViewState(study=demo_db.study_id, cut=demo_db.run_ids[-1], soc="Endocrine disorders", pt="Hypothyroidism")
+    pages = {
+        state_href("/explorer", state): [ids.EXPLORER_SOC_GRAPH, ids.EXPLORER_PT_GRAPH, ids.EXPLORER_TERM_ONSET],
+        state_href("/rates", state.replace(soc=None, pt=None, basket="skin")): [ids.RATES_FOREST, ids.RATES_DIFFERENCE,
+                                                                                ids.RATES_TREND],
+        "/onset": [ids.ONSET_CURVES, ids.ONSET_DISTRIBUTION],
+        state_href("/signals", state.replace(soc="Skin and subcutaneous tissue disorders", pt="Rash", test="cohort",
+                                             group="Ph Ib NPC")): [ids.SIGNALS_FOREST, ids.SIGNALS_TREND],
+        "/": [ids.OVERVIEW_COHORT_GRAPH],
+    }  # fmt: skip
+    for path, graphs in pages.items():
+        dash_duo.driver.get(base + path)
+        for graph in graphs:
+            dash_duo.wait_for_element(f"#{graph} .modebar", timeout=30)
+            dash_duo.wait_for_element(f"#{graph} .nsewdrag", timeout=30)
+        assert dash_duo.driver.execute_script(MODEBAR_OVERLAPS) == [], path
     assert dash_duo.get_logs() == []

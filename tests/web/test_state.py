@@ -9,8 +9,10 @@ from safety_dash.web.state import (
     change_filters,
     parse_state,
     select_pt,
+    select_signal,
     select_soc,
     select_term,
+    signal_group,
     state_href,
     state_to_search,
     term_value,
@@ -114,3 +116,39 @@ def test_select_term_and_term_value_are_inverse():
     assert select_term(ViewState(pt="Rash"), None) == ViewState()
     with pytest.raises(ValueError, match="neither"):
         select_term(state, "soc:Skin")
+
+
+def test_parse_state_reads_the_selected_signal():
+    state = parse_state("?study=QL1706-DEMO&cut=3&soc=Hepatobiliary%20disorders&pt=Hepatitis&test=rising&group=ALL")
+    assert (state.test, state.group, state.soc, state.pt) == ("rising", "ALL", "Hepatobiliary disorders", "Hepatitis")
+    assert parse_state("?test=falling&group=%20").test is None  # not a test of DOMAIN.md §7: dropped
+    assert parse_state("?test=falling&group=%20").group is None
+
+
+def test_signal_group_is_the_group_else_the_cohort_filter_else_all():
+    assert signal_group(ViewState(test="rising")) == "ALL"
+    assert signal_group(ViewState(test="cohort", cohort="Ph Ib NPC")) == "Ph Ib NPC"
+    assert signal_group(ViewState(test="rising", cohort="Ph Ib NPC", group="ALL")) == "ALL"
+
+
+def test_select_signal_writes_the_group_only_where_it_is_not_the_default():
+    state = ViewState(study="S", cut=3, basket="skin")
+    chosen = select_signal(state, "rising", "Ph Ib NSCLC", "Hepatobiliary disorders", "Hepatitis")
+    assert state_to_search(chosen) == (
+        "?study=S&cut=3&soc=Hepatobiliary%20disorders&pt=Hepatitis&test=rising&group=Ph%20Ib%20NSCLC"
+    )
+    everyone = select_signal(state, "rising", "ALL", "Hepatobiliary disorders", "Hepatitis")
+    assert everyone.group is None and signal_group(everyone) == "ALL"
+    in_cohort = select_signal(state.replace(cohort="Ph Ib NPC"), "cohort", "Ph Ib NPC", "Endocrine disorders",
+                              "Hypothyroidism")  # fmt: skip
+    assert in_cohort.group is None and signal_group(in_cohort) == "Ph Ib NPC"
+    # clicking the selected signal again clears it
+    again = select_signal(chosen, "rising", "Ph Ib NSCLC", "Hepatobiliary disorders", "Hepatitis")
+    assert (again.test, again.group, again.pt) == (None, None, None)
+    with pytest.raises(ValueError, match="not a signal test"):
+        select_signal(state, "falling", "ALL", "X", "Y")
+
+
+def test_another_study_clears_the_selected_signal():
+    state = ViewState(study="S", cut=3, soc="Skin", pt="Rash", test="cohort", group="A")
+    assert change_filters(state, study="T") == ViewState(study="T")

@@ -15,6 +15,7 @@ from dash.development.base_component import Component
 
 PAGE_MODULES = (
     "safety_dash.web.pages.overview",
+    "safety_dash.web.pages.signals",
     "safety_dash.web.pages.explorer",
     "safety_dash.web.pages.rates",
     "safety_dash.web.pages.onset",

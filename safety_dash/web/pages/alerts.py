@@ -19,7 +19,9 @@ from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from safety_dash.alerts.review import ACKNOWLEDGING_ROLES, acknowledge_alert, list_alerts, list_deliveries
+from safety_dash.metrics.rates import ALL_GROUP
 from safety_dash.web import ids
+from safety_dash.web.auth import require_permission
 from safety_dash.web.components import (
     GRID_THEME,
     build_alert,
@@ -183,6 +185,16 @@ def email_detail(alert: dict) -> str:
 def cut_text(alert: dict) -> str:
     cutoff = alert.get("cutoff")
     return f"{alert['run_id']} · {cutoff}" if not _missing(cutoff) else str(alert["run_id"])
+
+
+def alerts_of_cohort(alerts: pd.DataFrame, cohort: str | None) -> pd.DataFrame:
+    """The alerts a view of ``cohort`` shows: those about the cohort (its own rates, signals and subjects' records)
+    and those about the whole study or all cohorts together, which concern it too; every alert without a cohort."""
+    if not cohort:
+        return alerts
+    about = [(scope or {}).get("cohort") for scope in alerts["scope"]]
+    keep = [group in (None, "", ALL_GROUP, cohort) for group in about]
+    return alerts.loc[keep].reset_index(drop=True)
 
 
 def alert_rows(alerts: pd.DataFrame, view_run_id: int | None) -> list[dict]:
@@ -484,10 +496,11 @@ def register_callbacks(app: Dash) -> None:
             return build_alert(message, "info"), [], "no alerts"
         wanted = None if status in (None, "all") else status
         with engine.connect() as connection:
-            alerts = list_alerts(connection, study, wanted)
+            alerts = alerts_of_cohort(list_alerts(connection, study, wanted), view.state.cohort)
         label = "" if wanted is None else f"{wanted} "
+        about = f" about cohort {view.state.cohort} or all cohorts" if view.state.cohort else ""
         count = (
-            f"{len(alerts)} {label}alert{'s' if len(alerts) != 1 else ''} of {study}, newest first · "
+            f"{len(alerts)} {label}alert{'s' if len(alerts) != 1 else ''} of {study}{about}, newest first · "
             f"alerts fired on cut {view.cut.run_id} (the filter bar's cut) are highlighted"
         )
         return None, alert_rows(alerts, view.cut.run_id), count
@@ -552,6 +565,7 @@ def register_callbacks(app: Dash) -> None:
     )
     def acknowledge(n_clicks, alert_id, comment, refresh):
         """Acknowledge the selected alert as the signed-in user; the role is checked here, not in the browser."""
+        require_permission("acknowledge")  # 403 for any other role, whatever the browser shows
         if not n_clicks or ctx.triggered_id != ids.ALERTS_ACK_BUTTON:
             raise PreventUpdate
         if alert_id is None:

@@ -11,6 +11,7 @@ from dash.exceptions import PreventUpdate
 
 from safety_dash.web import ids
 from safety_dash.web.components import (
+    EMPTY_ROWS,
     build_client_grid,
     build_grid,
     build_page_header,
@@ -19,7 +20,7 @@ from safety_dash.web.components import (
     guard_rows,
     number_column,
 )
-from safety_dash.web.data import load_quarantine_page, load_runs
+from safety_dash.web.data import GROUP_COLUMN, load_quarantine_of_cohort, load_quarantine_page, load_runs
 from safety_dash.web.listing import json_records, page_bounds
 from safety_dash.web.pages import Page
 from safety_dash.web.views import load_view
@@ -65,7 +66,8 @@ def layout():
             build_panel(
                 "Ingestion runs",
                 [build_client_grid(ids.DATA_RUNS, RUN_COLUMNS)],
-                subtitle="newest first · counts per domain: loaded of read, then new / changed / removed records",
+                subtitle="newest first · counts per domain for the whole study: loaded of read, then new / changed / "
+                "removed records",
             ),
             build_panel(
                 html.Span(id=ids.DATA_QUARANTINE_TITLE),
@@ -117,6 +119,24 @@ def runs_rows(runs: pd.DataFrame) -> list[dict]:
     return json_records(frame.drop(columns=["counts", "worker", "finished_at", "study_id"]))
 
 
+def subject_cohorts(view) -> dict[str, str]:
+    """USUBJID -> cohort of the subjects of the cut shown."""
+    subjects = view.key.frames.subjects
+    return dict(zip(subjects["USUBJID"], subjects[GROUP_COLUMN], strict=True))
+
+
+def quarantine_title(view, run_id: int) -> str:
+    """The quarantine panel's title: the run, and with a cohort filter how many rows it keeps and why."""
+    cohort = view.state.cohort
+    if not cohort:
+        return f"Quarantined rows of run {run_id}"
+    _, kept, hidden = load_quarantine_of_cohort(view.context.engine, run_id, 0, 0, cohort, subject_cohorts(view))
+    return (
+        f"Quarantined rows of run {run_id} that may concern cohort {cohort}: {kept} "
+        f"({hidden} of other cohorts' subjects not shown; rows naming no known subject are always shown)"
+    )
+
+
 def register_callbacks(app: Dash) -> None:
     """Runs from the address; a clicked run's quarantined rows, one page at a time."""
 
@@ -152,9 +172,17 @@ def register_callbacks(app: Dash) -> None:
     @app.callback(
         Output(ids.DATA_QUARANTINE_TITLE, "children"),
         Input(ids.DATA_SELECTED_RUN, "data"),
+        Input(ids.URL, "search"),
     )
-    def title(run_id):
-        return f"Quarantined rows of run {run_id}" if run_id else "Quarantined rows"
+    def title(run_id, search):
+        """The quarantine panel's title: the run and, with a cohort filter, what it left out."""
+        if not run_id:
+            return "Quarantined rows"
+        try:
+            view = load_view(search)
+        except ValueError:
+            return f"Quarantined rows of run {run_id}"
+        return quarantine_title(view, int(run_id))
 
     @app.callback(
         Output(ids.DATA_QUARANTINE, "getRowsResponse"),
@@ -165,11 +193,18 @@ def register_callbacks(app: Dash) -> None:
     @guard_rows
     def page_quarantine(request, run_id, search):
         """One page of the selected run's quarantined rows."""
-        if request is None or run_id is None:
+        if request is None:
             raise PreventUpdate
+        if run_id is None:  # answered all the same: an unanswered request stalls the grid
+            return dict(EMPTY_ROWS)
         view = load_view(search)
         start, end = page_bounds(request)
-        rows, total = load_quarantine_page(view.context.engine, int(run_id), start, end - start)
+        if view.state.cohort:
+            rows, total, _ = load_quarantine_of_cohort(
+                view.context.engine, int(run_id), start, end - start, view.state.cohort, subject_cohorts(view)
+            )
+        else:
+            rows, total = load_quarantine_page(view.context.engine, int(run_id), start, end - start)
         return {"rowData": json_records(rows.drop(columns=["id", "run_id"])), "rowCount": total}
 
     app.clientside_callback(

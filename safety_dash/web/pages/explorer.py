@@ -12,11 +12,13 @@ from dash.exceptions import PreventUpdate
 from safety_dash.metrics.rates import ALL_GROUP
 from safety_dash.web import ids
 from safety_dash.web.components import (
+    EMPTY_ROWS,
     build_graph,
     build_grid,
     build_page_header,
     build_panel,
     guard,
+    guard_address,
     guard_figure,
     guard_rows,
     number_column,
@@ -185,6 +187,7 @@ def register_callbacks(app: Dash) -> None:
         State(ids.URL, "search"),
         prevent_initial_call=True,
     )
+    @guard_address
     def select_from_click(soc_click, pt_click, cell, search):
         """A click on a SOC bar, a PT bar or a term in the grid selects it (clicking it again clears it); the new
         address names the study and cut, so it can be shared as it is."""
@@ -226,10 +229,13 @@ def register_callbacks(app: Dash) -> None:
     )
     @guard_rows
     def page_term_listing(request, search):
-        """One page of the selected term's records."""
-        view = load_view(search)
-        if request is None or not view.state.pt:
+        """One page of the selected term's records; no rows while no term is selected (the panel is hidden, but its
+        grid still asks, and a request left unanswered stalls the grid: see :func:`guard_rows`)."""
+        if request is None:
             raise PreventUpdate
+        view = load_view(search)
+        if not view.state.pt:
+            return dict(EMPTY_ROWS)
         return listing_page(view.key, view.state.replace(soc=None, basket=None), request)
 
     register_grid_refresh(app, ids.EXPLORER_TERM_LISTING, ids.URL)
@@ -252,6 +258,7 @@ def register_callbacks(app: Dash) -> None:
         State(ids.URL, "search"),
         prevent_initial_call=True,
     )
+    @guard_address
     def open_subject(cell, search):
         """A click on a subject in the term listing opens the subject's profile."""
         if (cell or {}).get("colId") != "USUBJID" or not cell.get("value"):

@@ -13,6 +13,7 @@ from safety_dash.web.components import (
     build_page_header,
     build_panel,
     guard,
+    guard_address,
     guard_rows,
     number_column,
     register_grid_refresh,
@@ -145,6 +146,7 @@ def register_callbacks(app: Dash) -> None:
         State(ids.URL, "search"),
         prevent_initial_call=True,
     )
+    @guard_address
     def open_subject(cell, search):
         """A click on a subject opens the subject's profile."""
         if (cell or {}).get("colId") != "USUBJID" or not cell.get("value"):

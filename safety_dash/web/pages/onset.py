@@ -15,6 +15,7 @@ from safety_dash.web.components import (
     build_panel,
     build_small_table,
     guard,
+    guard_address,
     write_search,
 )
 from safety_dash.web.figures import (
@@ -129,6 +130,7 @@ def register_callbacks(app: Dash) -> None:
         State(ids.URL, "search"),
         prevent_initial_call=True,
     )
+    @guard_address
     def pick(term, search):
         """The term picker writes the address."""
         view = load_view(search)
@@ -143,6 +145,7 @@ def register_callbacks(app: Dash) -> None:
         State(ids.URL, "search"),
         prevent_initial_call=True,
     )
+    @guard_address
     def open_subject(click, search):
         """A click on a subject's point opens the subject's profile."""
         points = (click or {}).get("points") or []

@@ -23,6 +23,7 @@ from safety_dash.web.data import (
 )
 from safety_dash.web.figures import make_cohort_incidence_figure
 from safety_dash.web.pages import Page
+from safety_dash.web.pages.signals import signal_href, top_signals
 from safety_dash.web.state import ViewState, state_href
 from safety_dash.web.views import Overview, format_pct, load_overview, load_view
 
@@ -44,7 +45,11 @@ def layout():
                         class_name="span-2",
                     ),
                     html.Div(
-                        [html.Div(id=ids.OVERVIEW_CUT), html.Div(id=ids.OVERVIEW_CHANGES)],
+                        [
+                            html.Div(id=ids.OVERVIEW_SIGNALS),
+                            html.Div(id=ids.OVERVIEW_CUT),
+                            html.Div(id=ids.OVERVIEW_CHANGES),
+                        ],
                         className="stack",
                     ),
                 ],
@@ -161,8 +166,48 @@ def build_changes_panel(view, overview: Overview, previous) -> html.Section:
     return build_panel(title, children)
 
 
+def build_signals_card(view) -> html.Div:
+    """The Signals card: how many signal rows are flagged and the first three, each a link that opens it on the
+    Signals page (its numbers, since when, and its subjects)."""
+    n_flagged, n_rows, top = top_signals(view)
+    state = view.state
+    items = []
+    for signal, row in top:
+        items.append(
+            html.Li(
+                [
+                    dcc.Link(signal.label, href=signal_href(state, signal), className="table-link"),
+                    html.Span(f"RR {row['rr_text']} · since {row['since']}", className="muted small"),
+                ]
+            )
+        )
+    if n_flagged > len(top):
+        items.append(html.Li(f"and {n_flagged - len(top)} more", className="muted small"))
+    detail = f"of {n_rows} rows · " + ("the first three:" if n_flagged > 3 else "flagged:" if n_flagged else "none")
+    head = html.Div(
+        [html.Span("Signals", className="card-label"),
+         dcc.Link("All signals →", href=state_href("/signals", state.replace(test=None, group=None)),
+                  className="more")],
+        className="signals-card-head",
+    )  # fmt: skip
+    return html.Div(
+        [
+            head,
+            html.Div([html.Span(f"{n_flagged}", className="card-value"), html.Span(" flagged", className="muted")]),
+            html.Div(detail, className="card-detail"),
+            html.Ul(items, className="signal-list") if items else None,
+        ],
+        className=f"card signals-card {'tone-danger' if n_flagged else 'tone-muted'}",
+    )
+
+
 def register_callbacks(app: Dash) -> None:
-    """The overview's one callback: the address in, every panel out."""
+    """The overview's callbacks: the address in, every panel out; the Signals card on its own (it may compute)."""
+
+    @app.callback(Output(ids.OVERVIEW_SIGNALS, "children"), Input(ids.URL, "search"))
+    @guard(1)
+    def update_signals_card(search):
+        return build_signals_card(load_view(search))
 
     @app.callback(
         Output(ids.OVERVIEW_ALERT, "children"),

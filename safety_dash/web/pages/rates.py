@@ -15,6 +15,7 @@ from safety_dash.web.components import (
     build_panel,
     build_small_table,
     guard,
+    guard_address,
     guard_figure,
     write_search,
 )
@@ -201,6 +202,7 @@ def register_callbacks(app: Dash) -> None:
         State(ids.URL, "search"),
         prevent_initial_call=True,
     )
+    @guard_address
     def pick(term, reference, search):
         """The term and reference pickers write the address."""
         view = load_view(search)

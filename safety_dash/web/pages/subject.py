@@ -17,6 +17,7 @@ from safety_dash.web.components import (
     build_panel,
     build_small_table,
     guard,
+    guard_address,
     number_column,
     write_search,
 )
@@ -114,7 +115,10 @@ def build_subject_header(record: dict, events: pd.DataFrame) -> html.Section:
 
 def build_subject_prompt(view) -> html.Section:
     """What the page shows before a subject is chosen: subjects worth a look, as links."""
-    notable = subjects_of_note(view.key).assign(worst=lambda f: f["worst"].astype("string").fillna("?"))
+    scope = f" of cohort {view.state.cohort}" if view.state.cohort else ""
+    notable = subjects_of_note(view.key, cohort=view.state.cohort).assign(
+        worst=lambda f: f["worst"].astype("string").fillna("?")
+    )
     table = build_small_table(
         notable,
         {"USUBJID": "Subject", GROUP_COLUMN: "Cohort", "n": "Grade ≥ 3 or serious records", "worst": "Worst grade"},
@@ -122,7 +126,10 @@ def build_subject_prompt(view) -> html.Section:
     )
     return build_panel(
         "Choose a subject",
-        [html.P("Look one up above, click a subject on any page, or start with these:", className="muted"), table],
+        [
+            html.P(f"Look one up above, click a subject on any page, or start with these{scope}:", className="muted"),
+            table,
+        ],
     )
 
 
@@ -164,12 +171,13 @@ def register_callbacks(app: Dash) -> None:
         Input(ids.URL, "search"),
     )
     def suggest_subjects(text, search):
-        """Up to 20 subjects matching what was typed (the chosen one always among them)."""
+        """Up to 20 subjects of the cohort filter's cohort matching what was typed (the chosen one always among
+        them)."""
         try:
             view = load_view(search)
         except ValueError:
             return []
-        found = find_subjects(view.key, text)
+        found = find_subjects(view.key, text, cohort=view.state.cohort)
         if view.state.subject and view.state.subject not in found:
             found.insert(0, view.state.subject)
         return [{"label": s, "value": s} for s in found]
@@ -180,6 +188,7 @@ def register_callbacks(app: Dash) -> None:
         State(ids.URL, "search"),
         prevent_initial_call=True,
     )
+    @guard_address
     def pick_subject(usubjid, search):
         """Choosing a subject writes the address."""
         if not usubjid:
