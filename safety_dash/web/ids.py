@@ -122,3 +122,7 @@ ALERTS_ACK_NOTE = "alerts-ack-note"
 ALERTS_COMMENT = "alerts-comment"
 ALERTS_ACK_BUTTON = "alerts-ack-button"
 ALERTS_ACK_MESSAGE = "alerts-ack-message"
+
+# Review, comments, data queries and the audit trail (issue 11).
+
+# Laboratory pages and the subject's lab panel (issue 13).
