@@ -8,7 +8,9 @@ its cutoff: subjects consented by then, doses and AE onsets up to then, AE end d
 deaths as of then. AESEQ is numbered by true onset per subject, so it stays stable across cuts.
 
 Cohorts (DM ``COHORT``): phase I escalation "Ph I 0.3 mg/kg" .. "Ph I 10 mg/kg" (two of the first six at
-10 mg/kg have a grade 3 immune-related event within 21 days, DLT-like) and phase Ib at 5 mg/kg by tumour type
+10 mg/kg have a grade 3 immune-related event within 21 days, DLT-like; AE ``AEDLT`` = Y flags the DLTs: every grade
+>= 3 related event of an escalation subject with onset on days 1-21, six in cut 3 at the default size, drawn from no
+random number) and phase Ib at 5 mg/kg by tumour type
 "Ph Ib NSCLC", "Ph Ib NPC", "Ph Ib Cervical", "Ph Ib Other". The AE profile follows the published phase I
 results roughly (rash, hypothyroidism, pruritus ~13-20 %, grade >= 3 TRAEs ~16 %); onset times per PT.
 
@@ -114,6 +116,12 @@ FATAL_PLANTS = [
 # probability that a subject of the cohort without the PT gets one at the PT's usual onset times, in every cut).
 RISING_SIGNAL = ("Hepatitis", "Ph Ib NSCLC", 0.2)
 COHORT_SIGNAL = ("Hypothyroidism", "Ph Ib NPC", 0.25)
+# Dose-limiting toxicities (DOMAIN.md §6): AEDLT = Y on a grade >= 3 related event of a phase I escalation subject
+# with onset in the DLT period (days 1..DLT_DAYS from the first dose), as the cut knows its grade. Derived from the
+# events, drawing no random number, so every other value is the same with or without the flag.
+DLT_DAYS = 21
+ESCALATION_PREFIX = "Ph I "
+RELATED_VALUES = ("RELATED", "PROBABLE", "POSSIBLE")
 
 LABELS = {
     "STUDYID": "Study Identifier", "DOMAIN": "Domain Abbreviation", "USUBJID": "Unique Subject Identifier",
@@ -132,13 +140,13 @@ LABELS = {
     "AESER": "Serious Event", "AESDTH": "Results in Death", "AESHOSP": "Requires or Prolongs Hospitalization",
     "AESLIFE": "Is Life Threatening", "AEREL": "Causality", "AEACN": "Action Taken with Study Treatment",
     "AEOUT": "Outcome of Adverse Event", "AESTDTC": "Start Date/Time of Adverse Event",
-    "AEENDTC": "End Date/Time of Adverse Event",
+    "AEENDTC": "End Date/Time of Adverse Event", "AEDLT": "Dose Limiting Toxicity",
 }  # fmt: skip
 DM_COLUMNS = "STUDYID DOMAIN USUBJID SUBJID RFSTDTC RFXSTDTC RFXENDTC RFICDTC DTHDTC DTHFL SITEID AGE AGEU SEX RACE"
 DM_COLUMNS = (DM_COLUMNS + " ARMCD ARM ACTARMCD ACTARM COUNTRY COHORT").split()
 EX_COLUMNS = "STUDYID DOMAIN USUBJID EXSEQ EXTRT EXDOSE EXDOSU EXDOSFRM EXDOSFRQ EXROUTE VISIT EXSTDTC EXENDTC".split()
 AE_COLUMNS = "STUDYID DOMAIN USUBJID AESEQ AESPID AETERM AEDECOD AEBODSYS AETOXGR AESEV AESER AESDTH AESHOSP"
-AE_COLUMNS = (AE_COLUMNS + " AESLIFE AEREL AEACN AEOUT AESTDTC AEENDTC").split()
+AE_COLUMNS = (AE_COLUMNS + " AESLIFE AEREL AEACN AEOUT AESTDTC AEENDTC AEDLT").split()
 
 
 @dataclass
@@ -558,8 +566,17 @@ def ae_row(s: Subject, e: Event, cutoff: dt.date) -> dict:
         "AESEV": SEVERITY[grade], "AESER": "Y" if grade >= 4 or e.hosp or died else "N",
         "AESDTH": "Y" if died else "N", "AESHOSP": "Y" if e.hosp else "N", "AESLIFE": "Y" if grade == 4 else "N",
         "AEREL": e.rel, "AEACN": e.acn, "AEOUT": outcome, "AESTDTC": e.stdtc or e.onset.isoformat(),
-        "AEENDTC": _iso(e.end, cutoff),
+        "AEENDTC": _iso(e.end, cutoff), "AEDLT": "Y" if flag_dlt(s, e, grade) else "",
     }  # fmt: skip
+
+
+def flag_dlt(s: Subject, e: Event, grade: int) -> bool:
+    """A DLT: grade >= 3 (as the cut shows it) and related, in a phase I escalation subject, with onset on days
+    1..:data:`DLT_DAYS` from the first dose."""
+    if not s.cohort.startswith(ESCALATION_PREFIX) or s.first_dose is None:
+        return False
+    day = (e.onset - s.first_dose).days + 1
+    return grade >= 3 and e.rel in RELATED_VALUES and 1 <= day <= DLT_DAYS
 
 
 def ae_frame(subjects: list[Subject], cut: str) -> pd.DataFrame:

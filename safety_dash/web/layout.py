@@ -7,7 +7,7 @@ The address bar is the single source of truth. The filter bar reads it; changing
 
 from __future__ import annotations
 
-from dash import ALL, Dash, Input, Output, ctx, dcc, html, no_update
+from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from safety_dash.web import ids
 from safety_dash.web.components import build_chip
@@ -54,6 +54,14 @@ def build_filter_bar() -> html.Div:
             html.Div(
                 [
                     dcc.Link("Reset", id=ids.FILTER_RESET, href="/", className="ghost-button"),
+                    html.Button(
+                        "Committee pack",
+                        id=ids.PACK_BUTTON,
+                        className="ghost-button",
+                        title="The safety review committee's PDF of this study, cut and filters (takes a little while)",
+                    ),
+                    dcc.Loading(html.Span(id=ids.PACK_STATUS, className="pack-status"), type="dot"),
+                    dcc.Download(id=ids.PACK_DOWNLOAD),
                     html.Div(
                         [
                             dcc.Clipboard(id=ids.COPY_LINK, title="Copy a link to exactly this view"),
@@ -147,8 +155,30 @@ def _resolve_for_bar(engine, state: ViewState):
 
 
 def register_shell_callbacks(app: Dash, pages: list[Page]) -> None:
-    """The router, the filter bar and the navigation links."""
+    """The router, the filter bar, the committee pack button and the navigation links."""
     by_path = {page.path: page for page in pages}
+
+    @app.callback(
+        Output(ids.PACK_DOWNLOAD, "data"),
+        Output(ids.PACK_STATUS, "children"),
+        Input(ids.PACK_BUTTON, "n_clicks"),
+        State(ids.URL, "search"),
+        prevent_initial_call=True,
+    )
+    def download_pack(n_clicks, search):
+        """The committee pack of the study, cut and filters in the address, as the ``report`` command makes it."""
+        from safety_dash.report.build import make_committee_pack_download
+
+        context = current_context()
+        try:
+            state, cut = resolve_state(context.engine, parse_state(search))
+            data, name = make_committee_pack_download(
+                context.engine, cut.study_id, cut.run_id, state.cohort, state.min_grade, state.serious,
+                state.related, baskets=dict(context.baskets) or None,
+            )  # fmt: skip
+        except (NoDataYet, ValueError) as error:
+            return no_update, f"No pack: {error}"
+        return dcc.send_bytes(data, name), ""
 
     @app.callback(Output(ids.PAGE_CONTENT, "children"), Input(ids.URL, "pathname"))
     def route(pathname):
