@@ -29,6 +29,8 @@ def _date(text: str) -> dt.date:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Ingest one extract folder as a new data cut."""
+    import time
+
     from safety_dash.ingest.pipeline import ingest_extract
     from safety_dash.ingest.summary import format_run_summary
 
@@ -39,12 +41,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     upgrade_database(settings.database_url)
+    started = time.perf_counter()  # a million records take a minute: say what is going on, then how long it took
+    print(f"ingesting {args.path} ...", file=sys.stderr, flush=True)
     result = ingest_extract(
         settings.database_url, Path(args.path), args.study, args.cutoff, accept_large_change=args.accept_large_change
     )
     from safety_dash.jobs import follow_up_pending_cuts
 
     alerts_messages = follow_up_pending_cuts(settings, result.study_id)
+    phases = ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in (result.seconds or {}).items())
+    print(f"ingested {args.path} in {time.perf_counter() - started:.1f} s" + (f" ({phases})" if phases else ""),
+          file=sys.stderr, flush=True)  # fmt: skip
     print(json.dumps(result.to_json()) if args.json else format_run_summary(result))
     if alerts_messages and not args.json:
         print("\nAlerts: " + "\n        ".join(alerts_messages))
@@ -53,9 +60,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Write the synthetic QL1706-shaped demo study (three data cuts) to OUTDIR."""
+    import time
+
     from safety_dash.ingest.demo import write_demo_study
 
-    summary = write_demo_study(Path(args.outdir), n_subjects=args.subjects, seed=args.seed)
+    started = time.perf_counter()
+    print(f"writing the demo study ({args.subjects} subjects, three cuts) to {args.outdir} ...", file=sys.stderr,
+          flush=True)  # fmt: skip
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    summary = write_demo_study(Path(args.outdir), n_subjects=args.subjects, seed=args.seed, progress=progress)
+    print(f"wrote the demo study in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     rules = Path(args.outdir) / "rules" / f"{summary['studyid']}.yaml"
     rules.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(DEMO_RULES_FILE, rules)
@@ -66,11 +83,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the dashboard (development server; see the README for gunicorn in production)."""
+    import os
+
+    from safety_dash.config import follow_served_address
     from safety_dash.web.app import create_app
 
-    settings = load_settings()
+    settings = follow_served_address(load_settings(), args.host, args.port)
     upgrade_database(settings.database_url)
-    app = create_app(settings)
+    # Links written by this process (and what it starts) point at the dashboard served here, unless set.
+    os.environ.setdefault("SAFETY_DASH_BASE_URL", settings.base_url)
+    app = create_app(settings, warm_up=True)  # the newest cuts are read before the first visitor asks
+    print(f"safety-dash on http://{args.host}:{args.port} (Ctrl+C stops it); email links: {settings.base_url}",
+          file=sys.stderr, flush=True)  # fmt: skip
     app.run(host=args.host, port=args.port, debug=False)
     return 0
 
@@ -81,6 +105,9 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     upgrade_database(settings.database_url)
+    if not settings.base_url_configured:
+        print(f"warning: SAFETY_DASH_BASE_URL is not set; alert emails link to {settings.base_url}. Set it to the "
+              "address readers open the dashboard at", file=sys.stderr, flush=True)  # fmt: skip
     run_scheduler(settings)
     return 0
 
@@ -127,6 +154,21 @@ def cmd_labs(args: argparse.Namespace) -> int:
     engine = get_engine(load_settings().database_url)
     cut = resolve_cut(engine, args.study, args.cut)
     _print_table(compute_cut_lab_table(engine, cut, args.group, args.min_grade), args.format)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """The safety review committee's pack of a data cut (PDF or HTML), with the dashboard's numbers."""
+    from safety_dash.analysis import load_baskets
+    from safety_dash.db.engine import get_engine
+    from safety_dash.report.build import make_committee_pack
+
+    settings = load_settings()
+    engine = get_engine(settings.database_url)
+    path = make_committee_pack(
+        engine, args.study, args.cut, args.since, args.out, args.format, baskets=load_baskets(settings.baskets_file)
+    )
+    print(f"committee pack written to {path}")
     return 0
 
 
@@ -353,6 +395,14 @@ def build_parser() -> argparse.ArgumentParser:
     signals.add_argument("--study", help="study id (default: the study of the latest cut)")
     signals.add_argument("--cut", type=int, metavar="RUN_ID", help="data cut (default: the latest succeeded)")
     signals.add_argument("--format", choices=("csv", "json"), default="csv")
+
+    report = add("report", cmd_report)
+    report.add_argument("--study", help="study id (default: the study of the latest cut)")
+    report.add_argument("--cut", type=int, metavar="RUN_ID", help="data cut (default: the latest succeeded)")
+    report.add_argument("--since", type=int, metavar="RUN_ID", help="list records new or changed since this cut "
+                        "(default: the previous cut)")  # fmt: skip
+    report.add_argument("--out", metavar="PATH", help="file to write (default: committee-pack_<study>_cut<run>_...)")
+    report.add_argument("--format", choices=("pdf", "html"), default="pdf")
 
     labs = add("labs", cmd_labs)
     labs.add_argument("--by", choices=("test",), default="test", help="one row per group and lab test (direction)")

@@ -7,7 +7,7 @@ setting below appears there. Secrets (passwords, the session key) come only from
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
@@ -57,7 +57,12 @@ SETTINGS: tuple[Setting, ...] = (
         "5",
         "Temporary refusals (4xx) of one recipient after which its delivery is given up as failed and reported.",
     ),
-    Setting("SAFETY_DASH_BASE_URL", "http://127.0.0.1:8050", "Address of the dashboard, used in email links."),
+    Setting(
+        "SAFETY_DASH_BASE_URL",
+        "http://127.0.0.1:8050",
+        "Address readers open the dashboard at, used in email links (https://... behind a proxy); unset, `serve` "
+        "uses the address it serves on. Set it for the scheduler and the web workers in production.",
+    ),
     Setting("SAFETY_DASH_SECRET_KEY", None, "Key that signs session cookies (secret; required outside `make run`)."),
     Setting("SAFETY_DASH_SESSION_MINUTES", "480", "Minutes after which a signed-in session expires."),
     Setting(
@@ -65,6 +70,22 @@ SETTINGS: tuple[Setting, ...] = (
         "auto",
         "Mark the session cookie Secure (sent over HTTPS only): true, false, or auto (true when "
         "SAFETY_DASH_BASE_URL starts with https://).",
+    ),
+    Setting(
+        "SAFETY_DASH_DB_POOL_SIZE",
+        "5",
+        "Database connections each process keeps open (each gunicorn worker, the scheduler, a command).",
+    ),
+    Setting(
+        "SAFETY_DASH_DB_MAX_OVERFLOW",
+        "10",
+        "Connections a process may open beyond the pool at busy times (closed again after use). Keep workers x "
+        "(pool size + overflow) + the scheduler's below the database's max_connections (PostgreSQL: 100).",
+    ),
+    Setting(
+        "SAFETY_DASH_DB_POOL_TIMEOUT",
+        "30",
+        "Seconds a request waits for a free connection before it gives up (the dashboard answers 503).",
     ),
     Setting(
         "SAFETY_DASH_TRUSTED_PROXIES",
@@ -133,6 +154,13 @@ def _as_whole_number(name: str) -> int:
     return number
 
 
+def _as_positive_float(name: str) -> float:
+    number = _as_float(name)
+    if not number > 0:
+        raise ValueError(f"{name} must be a number of seconds above 0, not {_get(name)!r}")
+    return number
+
+
 def _as_count(name: str) -> int:
     value = _get(name)
     try:
@@ -171,6 +199,21 @@ class Settings:
     alert_max_attempts: int = 5
     secure_cookies: bool = False
     trusted_proxies: int = 0
+    base_url_configured: bool = False  # SAFETY_DASH_BASE_URL set in the environment (else the default above)
+    db_pool_size: int = 5
+    db_max_overflow: int = 10
+    db_pool_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class PoolOptions:
+    """How many database connections a process keeps (``size``), may add at busy times (``max_overflow``), and how
+    long a request waits for one (``timeout``, seconds): SQLAlchemy's ``pool_size``, ``max_overflow``,
+    ``pool_timeout``."""
+
+    size: int = 5
+    max_overflow: int = 10
+    timeout: float = 30.0
 
 
 DEFAULT_BASKETS_FILE = Path(__file__).parent / "baskets" / "immune_related.yaml"
@@ -182,6 +225,7 @@ def load_settings() -> Settings:
     database_url = _get("SAFETY_DASH_DATABASE_URL") or f"sqlite:///{data_dir / 'safety_dash.db'}"
     recipients = tuple(r.strip() for r in (_get("SAFETY_DASH_ALERT_RECIPIENTS") or "").split(",") if r.strip())
     base_url = (_get("SAFETY_DASH_BASE_URL") or "http://127.0.0.1:8050").rstrip("/")
+    pool = load_pool_options()
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -206,4 +250,30 @@ def load_settings() -> Settings:
         alert_max_attempts=_as_count("SAFETY_DASH_ALERT_MAX_ATTEMPTS"),
         secure_cookies=_as_secure_cookies(base_url),
         trusted_proxies=_as_whole_number("SAFETY_DASH_TRUSTED_PROXIES"),
+        base_url_configured=_env("SAFETY_DASH_BASE_URL") is not None,
+        db_pool_size=pool.size,
+        db_max_overflow=pool.max_overflow,
+        db_pool_timeout=pool.timeout,
     )
+
+
+def load_pool_options() -> PoolOptions:
+    """The database pool sizes from the environment (SAFETY_DASH_DB_POOL_SIZE, _MAX_OVERFLOW, _POOL_TIMEOUT)."""
+    return PoolOptions(
+        size=_as_count("SAFETY_DASH_DB_POOL_SIZE"),
+        max_overflow=_as_whole_number("SAFETY_DASH_DB_MAX_OVERFLOW"),
+        timeout=_as_positive_float("SAFETY_DASH_DB_POOL_TIMEOUT"),
+    )
+
+
+def follow_served_address(settings: Settings, host: str, port: int) -> Settings:
+    """``settings`` with the dashboard's address set to where ``serve`` listens (``http://HOST:PORT``), unless
+    SAFETY_DASH_BASE_URL was set: links in alert emails then point at the dashboard actually served (``make run
+    PORT=8051``). A wildcard host (``0.0.0.0``, ``::``) is named by this machine's host name."""
+    if settings.base_url_configured:
+        return settings
+    import socket
+
+    name = socket.gethostname() if host in ("", "0.0.0.0", "::") else host
+    name = f"[{name}]" if ":" in name else name  # an IPv6 address in a URL
+    return replace(settings, base_url=f"http://{name}:{port}")

@@ -2,12 +2,14 @@
 
 The job store lives in the database (table ``apscheduler_jobs``), missed runs are coalesced into one, and a
 job never overlaps itself. Two scheduler processes may run (say, on two hosts); each extract is still
-ingested once, because ``ingest_inbox`` claims it by an atomic rename.
+ingested once, because ``ingest_inbox`` claims it by an atomic rename. SIGTERM (``systemctl stop``) lets a running
+job finish before the process ends.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -63,14 +65,23 @@ def run_send_outbox() -> None:
 
 
 def run_scheduler(settings: Settings) -> None:
-    """Run the scheduler in the foreground until interrupted."""
+    """Run the scheduler in the foreground until interrupted (Ctrl+C) or told to stop (SIGTERM: systemd, a
+    container's stop); a job that is running then finishes first."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     scheduler = build_scheduler(settings)
+    signal.signal(signal.SIGTERM, _stop)
     log.info("scheduler started: inbox %s every %s minutes", settings.inbox, settings.ingest_interval_minutes)
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):
-        pass
+        log.info("stopping: waiting for the running jobs to finish")
+        if scheduler.running:
+            scheduler.shutdown(wait=True)
+    log.info("scheduler stopped")
+
+
+def _stop(_signal_number, _frame) -> None:
+    raise SystemExit(0)
 
 
 def _now():

@@ -3,6 +3,11 @@
 One engine per database URL and process. SQLite gets foreign keys, WAL and a busy timeout so a scheduler
 process and web workers can share the file; PostgreSQL is used as it comes, with a connect timeout. Every engine
 pings a pooled connection before handing it out, so a database that comes back is used again by itself.
+
+Each process keeps its own pool of connections: ``SAFETY_DASH_DB_POOL_SIZE`` kept open, up to
+``SAFETY_DASH_DB_MAX_OVERFLOW`` more at busy times, and a request waits ``SAFETY_DASH_DB_POOL_TIMEOUT`` seconds for
+one (the dashboard then answers 503). Under gunicorn every worker has its own pool (a worker's threads share it),
+so the database sees up to workers x (size + overflow) connections from the web, plus the scheduler's.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from safety_dash.config import load_pool_options
 from safety_dash.db.errors import DatabaseUnavailable, mask_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
@@ -51,14 +57,22 @@ def _create_engine(url: str) -> Engine:
                 raise DatabaseUnavailable(
                     f"cannot create the folder {folder} of the database at {mask_url(url)}: {reason.lower()}", url
                 ) from error
-        engine = _create(url, pool_pre_ping=True, connect_args={"timeout": 60})
+        in_memory = not parsed.database or parsed.database == ":memory:" or "mode=memory" in str(parsed)
+        pool = {} if in_memory else _pool_options()  # an in-memory database has one connection per thread
+        engine = _create(url, pool_pre_ping=True, connect_args={"timeout": 60}, **pool)
         event.listen(engine, "connect", _configure_sqlite)
         return engine
     connect_args = {}
     if backend == "postgresql" and parsed.get_driver_name() in ("psycopg", "psycopg2"):
         if "connect_timeout" not in parsed.query:  # a host that drops packets must not hang a command for minutes
             connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
-    return _create(url, pool_pre_ping=True, connect_args=connect_args)
+    return _create(url, pool_pre_ping=True, connect_args=connect_args, **_pool_options())
+
+
+def _pool_options() -> dict:
+    """SQLAlchemy's pool arguments from the settings (SAFETY_DASH_DB_POOL_SIZE, _MAX_OVERFLOW, _POOL_TIMEOUT)."""
+    options = load_pool_options()
+    return {"pool_size": options.size, "max_overflow": options.max_overflow, "pool_timeout": options.timeout}
 
 
 def _create(url: str, **options) -> Engine:

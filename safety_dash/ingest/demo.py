@@ -42,12 +42,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyreadstat
+
+from safety_dash.ingest.demo_labs import LB_LABELS, choose_hys_law_subject, lb_frame
 
 STUDYID = "QL1706-DEMO"
 CUTOFFS = {"cut1": dt.date(2022, 3, 31), "cut2": dt.date(2022, 9, 30), "cut3": dt.date(2023, 3, 31)}
@@ -142,6 +145,7 @@ LABELS = {
     "AEOUT": "Outcome of Adverse Event", "AESTDTC": "Start Date/Time of Adverse Event",
     "AEENDTC": "End Date/Time of Adverse Event", "AEDLT": "Dose Limiting Toxicity",
 }  # fmt: skip
+LABELS |= LB_LABELS
 DM_COLUMNS = "STUDYID DOMAIN USUBJID SUBJID RFSTDTC RFXSTDTC RFXENDTC RFICDTC DTHDTC DTHFL SITEID AGE AGEU SEX RACE"
 DM_COLUMNS = (DM_COLUMNS + " ARMCD ARM ACTARMCD ACTARM COUNTRY COHORT").split()
 EX_COLUMNS = "STUDYID DOMAIN USUBJID EXSEQ EXTRT EXDOSE EXDOSU EXDOSFRM EXDOSFRQ EXROUTE VISIT EXSTDTC EXENDTC".split()
@@ -190,11 +194,14 @@ class Subject:
     forced: list[Event] = field(default_factory=list)
 
 
-def write_demo_study(outdir: Path, n_subjects: int = 500, seed: int = 1706) -> dict:
-    """Write the QL1706-DEMO study as ``outdir/cut1..cut3`` (dm/ex/ae .xpt and cutoff.txt); return a summary.
+def write_demo_study(
+    outdir: Path, n_subjects: int = 500, seed: int = 1706, progress: Callable[[str], None] | None = None
+) -> dict:
+    """Write the QL1706-DEMO study as ``outdir/cut1..cut3`` (dm/ex/ae/lb .xpt and cutoff.txt); return a summary.
 
     The summary holds, per cut, its cutoff date, folder and row counts per domain, and under ``planted`` the
-    bad rows, data queries, removed records, partial dates and grade 5 events placed on purpose.
+    bad rows, data queries, removed records, partial dates and grade 5 events placed on purpose. ``progress``,
+    when given, is called with one line after the courses are simulated and after each cut is written.
     """
     if isinstance(n_subjects, bool) or not isinstance(n_subjects, int) or n_subjects < MIN_SUBJECTS:
         raise ValueError(
@@ -208,6 +215,8 @@ def write_demo_study(outdir: Path, n_subjects: int = 500, seed: int = 1706) -> d
     planted = plant_subject_events(subjects, rng)
     for subject in subjects:
         simulate_course(subject, rng)
+    if progress is not None:
+        progress(f"simulated the courses of {n_subjects} subjects")
     signals = plant_signals(subjects, np.random.default_rng([seed, 7]))
     for subject in subjects:
         subject.events.sort(key=lambda e: (e.onset, e.decod))
@@ -221,16 +230,21 @@ def write_demo_study(outdir: Path, n_subjects: int = 500, seed: int = 1706) -> d
     for kind, pairs in signals.items():
         keys = ("usubjid", "aeseq", "aedecod", "cohort")
         planted[kind] = [dict(zip(keys, (s.usubjid, e.seq, e.decod, s.cohort), strict=True)) for s, e in pairs]
+    hys_law = choose_hys_law_subject(subjects, CUTOFFS["cut2"], CUTOFFS["cut3"])
+    planted["hys_law"] = [hys_law.usubjid] if hys_law is not None else []
     summary = {"studyid": STUDYID, "n_subjects": n_subjects, "seed": seed, "cuts": {}, "planted": planted}
     for name, cutoff in CUTOFFS.items():
         folder = outdir / name
         folder.mkdir(parents=True, exist_ok=True)
         frames = {"dm": dm_frame(subjects, cutoff), "ex": ex_frame(subjects, cutoff), "ae": ae_frame(subjects, name)}
+        frames["lb"] = lb_frame(subjects, cutoff, HORIZON, seed, STUDYID, hys_law)
         for domain, frame in frames.items():
             save_xpt(frame, folder / f"{domain}.xpt", domain.upper(), cutoff)
         (folder / "cutoff.txt").write_text(cutoff.isoformat() + "\n", encoding="utf-8")
         rows = {domain: len(frame) for domain, frame in frames.items()}
         summary["cuts"][name] = {"cutoff": cutoff.isoformat(), "path": str(folder), "rows": rows}
+        if progress is not None:
+            progress(f"wrote {folder}: " + ", ".join(f"{n} {d.upper()}" for d, n in rows.items()) + " rows")
     return summary
 
 

@@ -6,6 +6,10 @@ The app never starts the scheduler and never writes study data.
 Every answer but the static files (``/assets/``, Dash's component scripts) carries ``Cache-Control: no-store``, so
 the browser keeps no copy of a page or a callback's data to show after sign-out (the Back button asks the server
 again, which sends a signed-out browser to the sign-in page), and none may be shown in a frame of another site.
+
+``GET /healthz`` is the load balancer's health check, answered without a session: 200 ``{"status": "ok"}`` when
+this worker can reach the database, else 503 ``{"status": "database unavailable"}``. It tells nothing about studies,
+users or the software's version, sets no cookie, and is answered before the sign-in guard (registered ahead of it).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ log = logging.getLogger(__name__)
 
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
 RETRY_AFTER_SECONDS = 30
+HEALTH_PATH = "/healthz"
 # Static files: the same for every user and holding no study data, so the browser may keep them.
 CACHEABLE_PREFIXES = ("/assets/", "/_dash-component-suites/")
 
@@ -104,6 +109,7 @@ def create_app(
     server.extensions[EXTENSION] = context
     if warm_up:
         threading.Thread(target=views.warm_up, args=(context,), name="safety-dash-warm-up", daemon=True).start()
+    init_health_check(server, engine)  # before the sign-in guard: the load balancer has no session
     init_login(server, engine, settings.session_minutes, base_url=settings.base_url, clock=clock)
     init_database_unavailable(server, engine)
 
@@ -132,6 +138,27 @@ def create_app(
     for page in pages:
         page.register_callbacks(app)
     return app
+
+
+def init_health_check(server: flask.Flask, engine: Engine) -> None:
+    """Answer ``GET /healthz`` (and HEAD) before any other request hook, so without a session: 200 when a pooled
+    connection to the database answers ``SELECT 1``, else 503. Must be registered before :func:`init_login`'s guard
+    (Flask runs request hooks in the order they were registered, and the first answer ends the request)."""
+
+    @server.before_request
+    def answer_health_check():
+        if flask.request.path != HEALTH_PATH:
+            return None
+        if flask.request.method not in ("GET", "HEAD"):
+            return flask.jsonify({"status": "method not allowed"}), 405, {"Allow": "GET, HEAD"}
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except Exception as error:  # anything that keeps this worker from its database: not healthy
+            log.warning("health check: %s", describe_database_error(error, engine.url.render_as_string()))
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            return flask.jsonify({"status": "database unavailable"}), 503, headers
+        return flask.jsonify({"status": "ok"})
 
 
 def init_database_unavailable(server: flask.Flask, engine: Engine) -> None:

@@ -58,6 +58,8 @@ def test_the_demo_cuts_send_exactly_the_expected_emails(alert_settings, tmp_path
             signal + "Hepatitis rising in all subjects",
             signal + "Hepatitis rising in Ph Ib NSCLC",
             signal + "Hepatitis out of line in Ph Ib NSCLC",
+            # the demo's planted potential Hy's law case (ALT and bilirubin at its hepatitis's onset, cut 3)
+            f"Potential Hy's law case: {summary['planted']['hys_law'][0]}",
         ]
     )
     assert all(m["To"] == "monitor@example.org" for m in mail_server.messages)
@@ -77,7 +79,7 @@ def test_the_demo_cuts_send_exactly_the_expected_emails(alert_settings, tmp_path
     morning = dt.datetime.now(dt.UTC).replace(hour=7, minute=5) + dt.timedelta(days=1)
     report = deliver_outbox(engine, alert_settings, now=morning)
     n_digest = int((alerts["delivery"] == "digest").sum())
-    assert len(report.sent) == 1 and n_digest == 32
+    assert len(report.sent) == 1 and n_digest == 32 + 18  # serious irAEs; ALT grade >= 3 (18 subjects, as `labs`)
     assert mail_server.messages[-1]["Subject"].startswith(f"{PREFIX}daily digest, {n_digest} alerts")
 
     # loading nothing new and checking again sends nothing
@@ -85,7 +87,7 @@ def test_the_demo_cuts_send_exactly_the_expected_emails(alert_settings, tmp_path
         evaluate_alerts(alert_settings, int(run_id))
     total = len(mail_server.messages)
     assert deliver_outbox(engine, alert_settings, now=morning + dt.timedelta(days=1)).sent == []
-    assert len(mail_server.messages) == total == 18  # 7 + 6 + 4 immediate emails and the digest
+    assert len(mail_server.messages) == total == 19  # 7 + 6 + 5 immediate emails and the digest
 
     # the Alerts page: a monitor acknowledges; the alert leaves the open list with who and when
     grade5_alert = alerts.loc[alerts["rule_id"] == "grade5"].iloc[0]
@@ -94,5 +96,5 @@ def test_the_demo_cuts_send_exactly_the_expected_emails(alert_settings, tmp_path
     with engine.connect() as connection:
         open_alerts = list_alerts(connection, "QL1706-DEMO", "open")
         acknowledged = list_alerts(connection, "QL1706-DEMO", "acknowledged")
-    assert len(open_alerts) == len(alerts) - 1 == 48
+    assert len(open_alerts) == len(alerts) - 1 == 48 + 18 + 1
     assert acknowledged["acknowledged_by"].tolist() == ["mona"]

@@ -19,7 +19,7 @@ from safety_dash.metrics.exposure import DEFAULT_WINDOW_DAYS, derive_subject_exp
 from safety_dash.metrics.signals import compute_signals
 
 CUTS = ("cut1", "cut2", "cut3")
-DOMAINS = ("dm", "ex", "ae")
+DOMAINS = ("dm", "ex", "ae", "lb")
 BAD_DATE = "2022-13-45"
 ISO_DATE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 COHORTS = {
@@ -333,7 +333,7 @@ def derive_cut_frames(folder: Path, cutoff: dt.date) -> tuple[pd.DataFrame, pd.D
     """(subjects, events) of one cut as ingestion derives them: the files read and validated (cut2's bad rows go to
     quarantine), the cohort column and AE_ID added as for a stored cut, then the exposure and event metrics."""
     extract = validate_extract(read_extract(folder), STUDYID)
-    dm, ex, ae = (extract.frames[domain] for domain in DOMAINS)
+    dm, ex, ae = (extract.frames[domain] for domain in ("dm", "ex", "ae"))
     ae = ae.assign(ID=range(1, len(ae) + 1))  # the AE version id a stored cut gives each record
     cut = CutContext(0, STUDYID, cutoff, DEFAULT_WINDOW_DAYS, None, DEFAULT_RELATED)
     dm, ex, ae = prepare_cut_frames(cut, dm, ex, ae)
