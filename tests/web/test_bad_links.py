@@ -45,6 +45,7 @@ SAMPLES = {
     },
     f"{ids.SIGNALS_FOREST}.clickData": {"points": [{"customdata": ['["cohort", "NOPE", "", "NOPE"]']}]},
     f"{ids.SIGNALS_GRID}.virtualRowData": [{"key": "NOPE"}],
+    f"{ids.SIGNALS_PAGE_KEYS}.data": ["NOPE"],
 }
 BY_PROPERTY = {
     "clickData": {"points": [{"customdata": ["Rash", 1, 2, 3.0]}]},

@@ -118,12 +118,18 @@ def test_the_listing_marks_the_new_subjects_first(call, signal_demo_db):
 
 
 def test_the_forest_draws_the_grids_page(call, signal_demo_db):
-    out = call(f"{ids.SIGNALS_FOREST}.figure", {f"{ids.SIGNALS_GRID}.virtualRowData": None,
-               f"{ids.SIGNALS_GRID}.paginationInfo": None, "url.search": _selected(signal_demo_db)})  # fmt: skip
+    out = call(f"{ids.SIGNALS_FOREST}.figure", {f"{ids.SIGNALS_PAGE_KEYS}.data": None,
+               "url.search": _selected(signal_demo_db)})  # fmt: skip
     trace = out[ids.SIGNALS_FOREST]["figure"]["data"][0]
     assert len(trace["y"]) == 12  # one page of the grid
     assert [point[0] for point in trace["customdata"][::-1][:4]] == [s.key for s in FLAGGED_CUT3]  # first on top
     assert trace["marker"]["line"]["width"][::-1][2] == 2.5  # the selected signal is ringed
+    # The browser sends the keys of the grid's page (a dozen strings, not the table): those rows, in that order.
+    keys = [FLAGGED_CUT3[3].key, FLAGGED_CUT3[0].key]
+    out = call(f"{ids.SIGNALS_FOREST}.figure", {f"{ids.SIGNALS_PAGE_KEYS}.data": keys,
+               "url.search": _selected(signal_demo_db)})  # fmt: skip
+    trace = out[ids.SIGNALS_FOREST]["figure"]["data"][0]
+    assert [point[0] for point in trace["customdata"][::-1]] == keys
 
 
 def test_the_overview_card_counts_and_links_the_flagged_signals(call, signal_demo_db):

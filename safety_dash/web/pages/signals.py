@@ -144,7 +144,7 @@ def layout():
                 [
                     build_panel(
                         "Rate ratios of the rows shown",
-                        [build_graph(ids.SIGNALS_FOREST, 380)],
+                        [build_graph(ids.SIGNALS_FOREST, 380), dcc.Store(id=ids.SIGNALS_PAGE_KEYS)],
                         subtitle="the grid's page, in its order · red: flagged · click a point to open it",
                     ),
                     build_panel(
@@ -311,21 +311,28 @@ def register_callbacks(app: Dash) -> None:
             listing_title,
         )
 
-    @app.callback(
-        Output(ids.SIGNALS_FOREST, "figure"),
+    # The keys of the grid's current page, in its order, worked out in the browser: the server gets a dozen keys,
+    # not the whole table (megabytes on a study with a thousand PTs).
+    app.clientside_callback(
+        "function(rows, pages){if(!rows){return null;}var p=(pages&&pages.currentPage)||0,"
+        f"s=(pages&&pages.pageSize)||{PAGE_SIZE};return rows.slice(p*s,(p+1)*s).map(function(r){{return r.key;}});}}",
+        Output(ids.SIGNALS_PAGE_KEYS, "data"),
         Input(ids.SIGNALS_GRID, "virtualRowData"),
         Input(ids.SIGNALS_GRID, "paginationInfo"),
+    )
+
+    @app.callback(
+        Output(ids.SIGNALS_FOREST, "figure"),
+        Input(ids.SIGNALS_PAGE_KEYS, "data"),
         Input(ids.URL, "search"),
     )
     @guard_figure
-    def update_forest(shown, pages, search):
-        """The rate ratios of the rows on the grid's page, in the grid's order."""
+    def update_forest(keys, search):
+        """The rate ratios of the rows on the grid's page, in the grid's order (the first page before the grid
+        says which)."""
         view = load_view(search)
         rows = load_signal_rows(view.key, view.state.cohort, *_filters(view.state))
-        keys = [r.get("key") for r in (shown if shown is not None else json_records(rows[["key"]]))]
-        page = int((pages or {}).get("currentPage") or 0)
-        size = int((pages or {}).get("pageSize") or PAGE_SIZE)
-        keys = keys[page * size : (page + 1) * size]
+        keys = keys if keys is not None else list(rows["key"].head(PAGE_SIZE))
         by_key = rows.set_index("key")
         on_page = by_key.loc[[k for k in keys if k in by_key.index]].reset_index()
         signal = selected_signal(view, load_signal_rows(view.key, None, *_filters(view.state)))
