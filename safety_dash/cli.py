@@ -172,6 +172,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_readmodel_build(args: argparse.Namespace) -> int:
+    """Write the read model of data cuts that have none (cuts loaded before it existed, a failed write)."""
+    from safety_dash.readmodel import run_build_command
+
+    return run_build_command(load_settings().database_url, args.study, args.cut, args.force)
+
+
 def _print_table(table, output_format: str) -> None:
     """``table`` on standard output as CSV (empty cells for missing values) or one JSON array (null for them)."""
     from safety_dash.exports import to_safe_csv
@@ -465,6 +472,13 @@ def build_parser() -> argparse.ArgumentParser:
     users_password = users_commands.add_parser("reset-password", help=cmd_users_reset_password.__doc__)
     users_password.set_defaults(handler=cmd_users_reset_password)
     users_password.add_argument("name")
+
+    readmodel_commands = group("readmodel", "The per-cut files the web workers read (SAFETY_DASH_DATA_DIR/readmodel).")
+    readmodel_build = readmodel_commands.add_parser("build", help=cmd_readmodel_build.__doc__)
+    readmodel_build.set_defaults(handler=cmd_readmodel_build)
+    readmodel_build.add_argument("--study", help="only this study's cuts (default: every study)")
+    readmodel_build.add_argument("--cut", type=int, help="only this data cut (run id)")
+    readmodel_build.add_argument("--force", action="store_true", help="write the files again where they are present")
 
     audit_commands = group("audit", "The append-only audit trail: verify its hash chain, export it.")
     audit_commands.add_parser("verify", help=cmd_audit_verify.__doc__).set_defaults(handler=cmd_audit_verify)

@@ -191,6 +191,10 @@ def _run(
         )
         _finish_run(connection, run_id, "succeeded", message)
     clock.lap("derive and commit")
+    from safety_dash.readmodel import save_read_model_after_ingestion
+
+    save_read_model_after_ingestion(engine, run_id)  # the web workers' file of the cut; a failure is logged only
+    clock.lap("read model")
     quarantine = extract.quarantine.drop(columns=["raw"]).to_dict("records")
     result = RunResult(
         run_id, "succeeded", message, study_id, cutoff, counts, quarantine=quarantine, files=files,

@@ -1,20 +1,20 @@
 """The pages' read API: data cuts, the derived frames of a cut, and the numbers each view shows.
 
-Every number comes from the stored derivations of a cut (``derived_subjects``, ``derived_events``, read through the
-named queries in ``queries/``) and the metric functions of :mod:`safety_dash.metrics`; nothing here derives a flag
-or a rate of its own. Results are cached per process with :func:`functools.lru_cache`, keyed by the cut (its run id
-and the time its derivations were written) and the filters, so every worker shows the same numbers for the same
-address and a re-derived cut is read again. Cached frames are never modified after loading.
+Every number comes from the stored derivations of a cut and the metric functions of :mod:`safety_dash.metrics`;
+nothing here derives a flag or a rate of its own. A cut's frames come from its read model
+(:mod:`safety_dash.readmodel`: a file per cut written at ingestion, memory-mapped and shared by every worker; the
+database when the cut has no file yet), cached per process and cut (its run id and the time its derivations were
+written), so every worker shows the same numbers for the same address and a re-derived cut is read again. Results
+are cached per process with :func:`functools.lru_cache`, keyed by the cut and the filters. Cached frames are never
+modified after loading.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import functools
 import json
-import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +24,20 @@ import pandas as pd
 import yaml
 from sqlalchemy import Engine, inspect
 
+from safety_dash import readmodel
 from safety_dash.db.queries import run_query
 from safety_dash.metrics.baskets import parse_baskets
+from safety_dash.readmodel import FRAME_CACHE_SIZE as FRAME_CACHE_SIZE  # re-exported for the pages and tests
+from safety_dash.readmodel import GROUP_COLUMN as GROUP_COLUMN
+from safety_dash.readmodel import MAX_RUN_ID as MAX_RUN_ID
+from safety_dash.readmodel import CutFrames, CutInfo, load_cut, load_cuts
+from safety_dash.readmodel import TextCodes as TextCodes
+from safety_dash.readmodel import load_studies as load_studies
 from safety_dash.web.state import ViewState
 
 EXTENSION = "safety_dash"
-GROUP_COLUMN = "COHORT_GROUP"  # the name safety_dash.analysis gives the study's grouping column
 ANY_IMMUNE_BASKET = "Any immune-related"
-FRAME_CACHE_SIZE = 4  # cuts held in memory per worker (the current one, the one before, a shared link's)
 RESULT_CACHE_SIZE = 256
-MAX_RUN_ID = 2**31 - 1  # run ids are 32-bit integer keys (PostgreSQL's integer)
 
 
 class NoDataYet(ValueError):
@@ -68,56 +72,6 @@ def current_context() -> WebContext:
 
 
 # --- data cuts --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CutInfo:
-    """A data cut as the views label it."""
-
-    run_id: int
-    study_id: str
-    cutoff: dt.date
-    status: str
-    derived_at: str
-    window_days: int
-    ctcae_version: str
-    finished_at: str | None = None
-    message: str = ""
-    counts: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-
-
-def load_studies(engine: Engine) -> list[str]:
-    """Studies with at least one data cut, the most recently loaded first."""
-    return run_query(engine, "web_studies")["study_id"].tolist()
-
-
-def load_cuts(engine: Engine, study_id: str) -> pd.DataFrame:
-    """The data cuts of ``study_id``, oldest first: run_id, cutoff, finished_at, derived_at."""
-    return run_query(engine, "web_cuts", study_id=study_id)
-
-
-def load_cut(engine: Engine, run_id: int) -> CutInfo | None:
-    """The cut ``run_id`` with its study settings, or None when there is no such run (a number no run id can be,
-    e.g. from an edited link, is not sent to the database, which would refuse it)."""
-    if not 0 < int(run_id) <= MAX_RUN_ID:
-        return None
-    rows = run_query(engine, "web_cut", run_id=run_id)
-    if rows.empty:
-        return None
-    row = rows.iloc[0]
-    counts = row["counts"]
-    return CutInfo(
-        run_id=int(row["run_id"]),
-        study_id=str(row["study_id"]),
-        cutoff=pd.Timestamp(row["cutoff"]).date(),
-        status=str(row["status"]),
-        derived_at=str(row["derived_at"] or row["finished_at"] or ""),
-        window_days=int(row["window_days"]),
-        ctcae_version=str(row["ctcae_version"]),
-        finished_at=None if row["finished_at"] is None else str(row["finished_at"]),
-        message=str(row["message"] or ""),
-        counts=json.loads(counts) if isinstance(counts, str) else dict(counts or {}),
-    )
 
 
 def load_cohorts(engine: Engine, run_id: int) -> list[str]:
@@ -165,208 +119,15 @@ def previous_cut(engine: Engine, cut: CutInfo) -> CutInfo | None:
 # --- the derived frames of a cut ------------------------------------------------------------------------------
 
 
-TextCodes = dict[str, tuple[np.ndarray, np.ndarray]]  # column -> (codes per row, distinct texts)
-
-
-@dataclass(frozen=True, eq=False)
-class CutFrames:
-    """The derivations of one cut in metric naming, plus integer codes the views count with.
-
-    ``events`` carries ``SUBJECT_POS`` (row of the subject in ``subjects``), ``SOC_CODE`` / ``PT_CODE`` (positions
-    in ``socs`` / ``pts``) and the subject's ``COHORT_GROUP``.
-    """
-
-    cut: CutInfo
-    subjects: pd.DataFrame
-    events: pd.DataFrame
-    socs: np.ndarray
-    pts: np.ndarray
-    pt_soc: np.ndarray  # the SOC code of each PT (the SOC of its first record)
-    cohorts: tuple[str, ...]
-    text: TextCodes  # codes of the text columns of ``events``, for filtering and sorting a million rows fast
-
-
-def _factorized(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Codes and distinct texts of ``values``, missing read as ''."""
-    codes, uniques = pd.factorize(values.fillna(""), sort=False)
-    return codes.astype(np.int32), np.asarray(uniques, dtype=object)
-
-
-def _as_bool(values: pd.Series) -> np.ndarray:
-    return values.fillna(False).astype(bool).to_numpy()
-
-
-def _as_dates(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values, errors="coerce").astype("datetime64[ns]")
-
-
-def frame_subjects(derived: pd.DataFrame) -> pd.DataFrame:
-    """``derived_subjects`` rows (lower-case columns) in metric naming."""
-    return pd.DataFrame(
-        {
-            "USUBJID": derived["usubjid"].astype(str).to_numpy(dtype=object),
-            GROUP_COLUMN: derived["cohort"].fillna("").astype(str).to_numpy(dtype=object),
-            "TRTSDT": _as_dates(derived["trtsdt"]),
-            "TRTEDT": _as_dates(derived["trtedt"]),
-            "DTHDT": _as_dates(derived["dthdt"]),
-            "SAFFL": _as_bool(derived["saffl"]),
-            "WINDOW_END": _as_dates(derived["window_end"]),
-            "DAYS_AT_RISK": pd.array(derived["days_at_risk"], dtype="Int64"),
-            "N_DOSES": pd.to_numeric(derived["n_doses"]).fillna(0).astype(int).to_numpy(),
-        }
-    )
-
-
-EVENT_TEXT_COLUMNS = {
-    "window_label": "WINDOW_LABEL",
-    "grade_source": "GRADE_SOURCE",
-    "record_change": "RECORD_CHANGE",
-    "aeseq": "AESEQ",
-    "aeterm": "AETERM",
-    "aetoxgr": "AETOXGR",
-    "aesev": "AESEV",
-    "aestdtc": "AESTDTC",
-    "aeendtc": "AEENDTC",
-    "aeout": "AEOUT",
-    "aerel": "AEREL",
-}
-
-
-class _TextColumn:
-    """Codes of one text column read in chunks, against one growing list of its distinct texts."""
-
-    def __init__(self) -> None:
-        self.texts = pd.Index([], dtype=object)
-        self.parts: list[np.ndarray] = []
-
-    def add(self, values: pd.Series) -> None:
-        codes, uniques = pd.factorize(values.astype(object).fillna(""), sort=False)
-        uniques = np.asarray(uniques, dtype=object)
-        known = self.texts.get_indexer(uniques)
-        new = known < 0
-        if new.any():
-            known[new] = np.arange(len(self.texts), len(self.texts) + int(new.sum()))
-            self.texts = self.texts.append(pd.Index(uniques[new], dtype=object))
-        self.parts.append(known[codes].astype(np.int32))
-
-    def finish(self, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        codes = np.concatenate(self.parts) if self.parts else np.zeros(0, dtype=np.int32)
-        return codes[order], np.asarray(self.texts, dtype=object)
-
-
-EVENT_TEXT_SOURCES = {"usubjid": "USUBJID", "soc": "SOC", "pt": "PT", "astdtf": "ASTDTF", **EVENT_TEXT_COLUMNS}
-EVENT_FLAG_SOURCES = {"trtemfl": "TRTEMFL", "after_cutoff": "AFTER_CUTOFF", "counted": "COUNTED",
-                      "after_death": "AFTER_DEATH", "serious": "SERIOUS", "related": "RELATED",
-                      "uncoded": "UNCODED"}  # fmt: skip
-
-
-def frame_events(chunks, subjects: pd.DataFrame) -> tuple[pd.DataFrame, TextCodes]:
-    """``derived_events`` rows with the raw listing values (a DataFrame, or an iterable of chunks of one) in metric
-    naming, ordered by subject, onset and record, plus the subject's row and cohort; and the codes of every text
-    column. Equal texts share one Python object, so a million records take a few hundred MB."""
-    chunks = [chunks] if isinstance(chunks, pd.DataFrame) else chunks
-    text_columns = {target: _TextColumn() for target in EVENT_TEXT_SOURCES.values()}
-    parts: dict[str, list[np.ndarray]] = {
-        name: [] for name in ("AE_ID", "EVENT_ID", "ASTDT", "ASTDY", "GRADE", *EVENT_FLAG_SOURCES.values())
-    }
-    for chunk in chunks:
-        for source, target in EVENT_TEXT_SOURCES.items():
-            text_columns[target].add(chunk[source])
-        parts["AE_ID"].append(pd.to_numeric(chunk["ae_version_id"]).to_numpy(dtype=np.int64))
-        parts["EVENT_ID"].append(pd.to_numeric(chunk["event_id"]).to_numpy(dtype=np.int64))
-        parts["ASTDT"].append(_as_dates(chunk["astdt"]).to_numpy())
-        parts["ASTDY"].append(pd.to_numeric(chunk["astdy"]).to_numpy(dtype="float64", na_value=np.nan))
-        parts["GRADE"].append(pd.to_numeric(chunk["grade"]).to_numpy(dtype="float64", na_value=np.nan))
-        for source, target in EVENT_FLAG_SOURCES.items():
-            parts[target].append(_as_bool(chunk[source]))
-    joined = {
-        name: np.concatenate(values) if values else np.zeros(0, dtype="datetime64[ns]" if name == "ASTDT" else float)
-        for name, values in parts.items()
-    }
-    # The listing order: by subject, onset date, record.
-    subject_codes, subject_texts = text_columns["USUBJID"].finish(np.arange(len(joined["AE_ID"])))
-    rank = np.empty(len(subject_texts), dtype=np.int64)
-    rank[np.argsort(subject_texts.astype(str), kind="stable")] = np.arange(len(subject_texts))
-    onset = joined["ASTDT"].astype("datetime64[ns]").view(np.int64)
-    order = np.lexsort((joined["AE_ID"], onset, rank[subject_codes] if len(rank) else subject_codes))
-
-    text: TextCodes = {target: column.finish(order) for target, column in text_columns.items()}
-    events = pd.DataFrame(
-        {
-            "AE_ID": joined["AE_ID"][order],
-            "EVENT_ID": joined["EVENT_ID"][order].astype(np.int64),
-            "USUBJID": text["USUBJID"][1][text["USUBJID"][0]],
-            "SOC": text["SOC"][1][text["SOC"][0]],
-            "PT": text["PT"][1][text["PT"][0]],
-            "ASTDT": pd.Series(joined["ASTDT"][order]).astype("datetime64[ns]"),
-            "ASTDTF": text["ASTDTF"][1][text["ASTDTF"][0]],
-            "ASTDY": pd.array(joined["ASTDY"][order], dtype="Float64").astype("Int64"),
-            "GRADE": pd.array(joined["GRADE"][order], dtype="Float64").astype("Int64"),
-            **{name: joined[name][order].astype(bool) for name in EVENT_FLAG_SOURCES.values()},
-        }
-    )
-    for target in EVENT_TEXT_COLUMNS.values():
-        codes, texts = text[target]
-        events[target] = texts[codes]
-    position = pd.Index(subjects["USUBJID"]).get_indexer(events["USUBJID"])
-    events["SUBJECT_POS"] = position
-    cohort_codes, cohorts = _factorized(subjects[GROUP_COLUMN])
-    text[GROUP_COLUMN] = (cohort_codes[np.maximum(position, 0)], cohorts)
-    events[GROUP_COLUMN] = cohorts[text[GROUP_COLUMN][0]]
-    return events, text
-
-
-CHUNK_ROWS = 100_000
-
-
-def read_event_chunks(engine: Engine, run_id: int, chunk_rows: int = CHUNK_ROWS):
-    """The cut's event rows in chunks of ``chunk_rows``, read by record id (``web_cut_events_chunk``)."""
-    after = 0
-    while True:
-        chunk = run_query(engine, "web_cut_events_chunk", run_id=run_id, after=after, limit=chunk_rows)
-        if chunk.empty:
-            return
-        yield chunk
-        if len(chunk) < chunk_rows:
-            return
-        after = int(chunk["ae_version_id"].iloc[-1])
-
-
-@functools.lru_cache(maxsize=FRAME_CACHE_SIZE)
-def _load_frames(engine: Engine, run_id: int, derived_at: str) -> CutFrames:
-    cut = load_cut(engine, run_id)
-    subjects = frame_subjects(run_query(engine, "derived_subjects", run_id=run_id))
-    events, text = frame_events(read_event_chunks(engine, run_id), subjects)
-    soc_code, socs = pd.factorize(events["SOC"], sort=True)
-    pt_code, pts = pd.factorize(events["PT"], sort=True)
-    events["SOC_CODE"] = soc_code
-    events["PT_CODE"] = pt_code
-    pt_soc = np.zeros(len(pts), dtype=np.int64)
-    if len(pts):
-        first = pd.Series(soc_code).groupby(pt_code).first()
-        pt_soc[first.index.to_numpy()] = first.to_numpy()
-    cohorts = tuple(sorted(set(subjects.loc[subjects["SAFFL"], GROUP_COLUMN]) - {""}))
-    return CutFrames(
-        cut, subjects, events, np.asarray(socs, dtype=object), np.asarray(pts, dtype=object), pt_soc, cohorts, text
-    )
-
-
-_LOCKS_GUARD = threading.Lock()
-_LOAD_LOCKS: dict[tuple, threading.Lock] = {}
-
-
 def load_frames_locked(engine: Engine, run_id: int, derived_at: str) -> CutFrames:
-    """:func:`_load_frames` with one loader per cut: requests arriving while a cut loads wait for it instead of
-    reading it again."""
-    with _LOCKS_GUARD:
-        lock = _LOAD_LOCKS.setdefault((engine, run_id, derived_at), threading.Lock())
-    with lock:
-        return _load_frames(engine, run_id, derived_at)
+    """The derived frames of cut ``run_id`` from its read model (or the database), once per process and cut;
+    requests arriving while a cut loads wait for it instead of reading it again."""
+    return readmodel.load_frames(engine, run_id, derived_at)
 
 
 def load_frames(engine: Engine, cut: CutInfo) -> CutFrames:
     """The derived frames of ``cut``, read once per process and cut (and again if the cut is re-derived)."""
-    return load_frames_locked(engine, cut.run_id, cut.derived_at)
+    return readmodel.load_frames(engine, cut.run_id, cut.derived_at)
 
 
 def load_cut_frames_for_views(engine: Engine, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -381,13 +142,23 @@ def load_cut_frames_for_views(engine: Engine, run_id: int) -> tuple[pd.DataFrame
     return frames.subjects, frames.events
 
 
+_RESULT_CACHES: list[Callable[[], None]] = []
+
+
+def register_result_cache(clear: Callable[[], None]) -> None:
+    """Have :func:`clear_caches` call ``clear`` too (the views register the caches of their results here, so this
+    module need not import them)."""
+    if clear not in _RESULT_CACHES:
+        _RESULT_CACHES.append(clear)
+
+
 def clear_caches() -> None:
     """Forget every cached frame and result (tests, and after deleting data)."""
-    _load_frames.cache_clear()
     from safety_dash.views.signals import clear_signal_caches
-    from safety_dash.web import views  # the result caches live beside the views that fill them
 
-    views.clear_result_caches()
+    readmodel.clear_frames()
+    for clear in _RESULT_CACHES:
+        clear()
     clear_signal_caches()
 
 

@@ -28,6 +28,7 @@ from safety_dash.web.data import (
     CutInfo,
     WebContext,
     load_frames_locked,
+    register_result_cache,
 )
 from safety_dash.web.state import ViewState
 
@@ -414,6 +415,9 @@ def clear_result_caches() -> None:
         load_onset_curve,
     ):
         function.cache_clear()
+
+
+register_result_cache(clear_result_caches)
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,39 @@ def test_load_cut_frames_for_views_uses_metric_names(context, demo_db):
     assert (events["SUBJECT_POS"] >= 0).all()
 
 
+def test_the_views_read_a_cut_from_its_read_model(context, demo_db):
+    # ingestion wrote each cut's read model; the pages open it instead of reading the database
+    _, key = _key(context, ViewState(cut=demo_db.run_ids[0]))
+    assert key.frames.source == "file"
+    assert not key.frames.events["AE_ID"].to_numpy().flags.writeable  # read in place from the memory-mapped file
+
+
+def test_the_same_numbers_whether_the_cut_is_read_from_its_file_or_the_database(context, demo_db, monkeypatch):
+    from safety_dash import readmodel
+
+    _, key = _key(context)
+    from_file = views.load_overview(key, None, 3, False, False, None)
+    listed = listing.listing_page(
+        key, ViewState(), {"startRow": 0, "endRow": 30, "sortModel": [{"colId": "AETERM", "sort": "desc"}]}
+    )
+    monkeypatch.setenv("SAFETY_DASH_DATA_DIR", str(demo_db.folder / "no-read-model-here"))
+    data.clear_caches()
+    listing.clear_listing_caches()
+    try:
+        assert key.frames.source == "database"
+        from_database = views.load_overview(key, None, 3, False, False, None)
+        assert from_database.counts == from_file.counts and from_database.changes == from_file.changes
+        pd.testing.assert_frame_equal(from_database.by_cohort, from_file.by_cohort)
+        pd.testing.assert_frame_equal(from_database.new_events, from_file.new_events)
+        assert listing.listing_page(key, ViewState(), {"startRow": 0, "endRow": 30, "sortModel": [
+            {"colId": "AETERM", "sort": "desc"}]}) == listed  # fmt: skip
+    finally:
+        monkeypatch.undo()
+        readmodel.clear_frames()
+        data.clear_caches()
+        listing.clear_listing_caches()
+
+
 # --- overview and explorer -------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,62 @@
+"""The read model of a data cut: what the pages read of a cut, written once per cut, shared by every web worker.
+
+At the end of ingestion (and with ``python -m safety_dash readmodel build`` for cuts loaded before) the cut's
+derived subjects and events are written to two Arrow IPC files under ``SAFETY_DASH_DATA_DIR/readmodel/<study>/
+<run_id>/<derived>/`` (:mod:`~safety_dash.readmodel.files`). A web worker opens them memory-mapped and builds the
+pages' frames over them in place (:mod:`~safety_dash.readmodel.frames`, :mod:`~safety_dash.readmodel.cache`): the
+numbers and text codes stay in the operating system's page cache, one copy for all workers, and a worker that has
+never seen the cut is ready in well under a second instead of reading a million rows from the database. A worker
+never writes the read model; without a file it reads the cut from the database, as before, and logs it.
+
+Why Arrow IPC files read in place (measured on the 1,000,000-AE cut of ``bench/callbacks.py``, SQLite, a busy
+2-core machine, 2026-11-30; README.md, "Benchmarks", has the tables):
+
+- a fresh worker had to read the cut from the database, 35-99 s, and then held 811 MB of its own after the first
+  page; with the files it opens the cut in 0.1-0.5 s and holds 225 MB of its own (RSS 422 MB, peak 458-481 MB,
+  the rest being the mapped files and shared libraries);
+- the pages compute on whole columns (bincounts over a million events, masks, per-subject worst grades), so they
+  need the rows of a cut as arrays; a file that holds exactly those arrays, uncompressed, is mapped instead of read,
+  and mapped pages are shared between processes: 76 MB of page cache for every worker, against 77 MB (lz4 or zstd
+  Arrow, 11 or 4 MB on disk) or 154 MB (Parquet, 10 MB on disk) decoded into each worker on every open;
+- DuckDB or summary tables in the database would answer aggregates, but every filter combination of every page
+  (grade, serious, related, cohort, SOC, PT, basket, the listing's column filters and sorts) would have to become
+  SQL, and the listing still pages through the rows.
+
+The cost is at ingestion: writing the files takes 0.2 s, but reading the cut back from the database to write them
+takes as long as a worker's read did (20-32 s for a million records on that busy machine). Building the files from the
+frames the ingestion already holds would remove it; that needs a test holding both paths equal, as
+:func:`safety_dash.analysis.derive_cut` has.
+
+Nothing here imports :mod:`safety_dash.web`; the web layer (``web/data.py``) and anything else that shows a cut
+(the committee pack, the signals) stand on it.
+"""
+
+from safety_dash.readmodel.cache import FRAME_CACHE_SIZE, clear_frames, load_frames
+from safety_dash.readmodel.cuts import MAX_RUN_ID, CutInfo, load_cut, load_cuts, load_studies
+from safety_dash.readmodel.files import (
+    build_read_models,
+    read_model_root,
+    run_build_command,
+    save_read_model,
+    save_read_model_after_ingestion,
+)
+from safety_dash.readmodel.frames import GROUP_COLUMN, CutFrames, TextCodes
+
+__all__ = [
+    "FRAME_CACHE_SIZE",
+    "GROUP_COLUMN",
+    "MAX_RUN_ID",
+    "CutFrames",
+    "CutInfo",
+    "TextCodes",
+    "build_read_models",
+    "clear_frames",
+    "load_cut",
+    "load_cuts",
+    "load_frames",
+    "load_studies",
+    "read_model_root",
+    "run_build_command",
+    "save_read_model",
+    "save_read_model_after_ingestion",
+]
