@@ -11,12 +11,22 @@ range, and rare liver elevations so that some subjects are potential Hy's law ca
 
 and prints seconds and peak traced memory. Target (issue 13): (a) well under 10 s.
 
+With ``--callbacks`` it then measures the lab pages as the browser calls them (c): it builds (once, into
+bench/out/labs/; ``--reuse`` keeps it) a SQLite database holding a study of ``--subjects`` subjects ingested through
+the pipeline (bench/_study.py's DM, EX and a small AE) and the same synthetic LB, ``--records`` records with visits,
+inserted into ``lb_versions`` as one cut's records; signs in and times the eDISH callback over HTTP (and the Labs
+page's and the subject lab panel's) for several views, ``--repeats`` calls each: p50 / p95 server time of the first
+call of a view and of the repeats, and the largest response. The one-off grading of the cut into the worker is
+timed apart. Targets (issue 13): eDISH p95 under 150 ms and under 300 KB per response.
+
 Run: .venv/bin/python bench/labs.py [--subjects 20000] [--records 4000000] [--repeat 3]
+     .venv/bin/python bench/labs.py --callbacks-only [--reuse] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -113,7 +123,20 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=20_000)
     parser.add_argument("--records", type=int, default=4_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--callbacks", action="store_true", help="also (c): the lab pages' callbacks over HTTP")
+    parser.add_argument("--callbacks-only", action="store_true", help="only (c)")
+    parser.add_argument("--repeats", type=int, default=5, help="(c): calls per callback and view (the first is cold)")
+    parser.add_argument("--reuse", action="store_true", help="(c): use the database built by the last run")
+    parser.add_argument("--workdir", type=Path, default=Path(__file__).resolve().parent / "out" / "labs")
     args = parser.parse_args()
+    if not args.callbacks_only:
+        bench_metrics(args)
+    if args.callbacks or args.callbacks_only:
+        bench_callbacks(args)
+
+
+def bench_metrics(args) -> None:
+    """(a) and (b): grading, worst grades and the Hy's law screen on the generated frames."""
 
     start = time.perf_counter()
     dm, ex, _ = make_study(args.subjects, 1_000)
@@ -148,6 +171,166 @@ def main() -> None:
     print(f"(a) grading + worst grades + Hy's law screen: {screen_s:6.2f} s   peak {screen_mb:7.0f} MB traced")
     print(f"(b) compute_lab_table (from graded values):   {table_s:6.2f} s   peak {table_mb:7.0f} MB traced")
     print(f"target (a) < 10 s: {'met' if screen_s < 10 else 'NOT met'}")
+
+
+# --- (c) the lab pages' callbacks over HTTP --------------------------------------------------------------------
+
+USER, PASSWORD = "bench", "bench-password"
+TARGET_MS, TARGET_BYTES = 150.0, 300_000
+LB_INSERT_COLUMNS = ("study_id", "record_key", "usubjid", "content_hash", "change", "valid_from_run", "source_row",
+                     "lbseq", "lbtestcd", "lbtest", "lbcat", "lborres", "lborresu", "lbstresc", "lbstresn", "lbstresu",
+                     "lbstnrlo", "lbstnrhi", "lbnrind", "lbblfl", "lblobxfl", "visitnum", "visit", "lbdtc")  # fmt: skip
+
+
+def build_callback_database(workdir: Path, n_subjects: int, n_records: int) -> str:
+    """A SQLite database with one cut of a ``n_subjects`` study (DM, EX and a small AE through the pipeline) and
+    :func:`make_lb`'s LB of about ``n_records`` records (with VISIT and VISITNUM) inserted as that cut's records."""
+    import shutil
+
+    from bench._study import write_csv_study
+    from safety_dash.analysis import load_derived_frames
+    from safety_dash.db.engine import get_engine, upgrade_database
+    from safety_dash.ingest.pipeline import ingest_extract
+    from safety_dash.web.auth import create_user
+
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    started = time.perf_counter()
+    write_csv_study(workdir / "extract", n_subjects, n_ex=10 * n_subjects, n_ae=5 * n_subjects)
+    url = f"sqlite:///{workdir / 'labs.db'}"
+    upgrade_database(url)
+    result = ingest_extract(url, workdir / "extract")
+    if result.status != "succeeded":
+        raise SystemExit(f"ingestion failed: {result.message}")
+    engine = get_engine(url)
+    subjects, _ = load_derived_frames(engine, result.run_id)
+    lb = make_lb(subjects, n_records)
+    visit = (lb["LBSEQ"].to_numpy() - 1) // len(TESTS)  # make_lb numbers each subject's records visit by visit
+    lb["VISITNUM"] = (visit + 1).astype(str)
+    lb["VISIT"] = np.where(visit == 0, "SCREENING", np.char.add("WEEK ", (2 * visit).astype(str))).astype(object)
+    print(f"ingested {n_subjects:,} subjects in {time.perf_counter() - started:.0f} s; inserting {len(lb):,} LB "
+          "records", flush=True)  # fmt: skip
+    insert_lb(engine, result.study_id, result.run_id, lb)
+    create_user(engine, USER, PASSWORD, "monitor")
+    print(f"database built in {time.perf_counter() - started:.0f} s", flush=True)
+    return url
+
+
+def insert_lb(engine, study_id: str, run_id: int, lb: pd.DataFrame, chunk: int = 200_000) -> None:
+    """``lb`` as the current records of cut ``run_id`` (a bare insert: no validation, no hashing)."""
+    text = lb.astype({"LBSEQ": str})
+    number = {c: lb[c].astype(object).where(lb[c].notna(), None) for c in ("LBSTRESN", "LBSTNRLO", "LBSTNRHI")}
+    columns = [
+        np.full(len(lb), study_id, dtype=object), text["USUBJID"] + "|" + text["LBSEQ"], text["USUBJID"],
+        np.full(len(lb), "0" * 32, dtype=object), np.full(len(lb), "new", dtype=object), np.full(len(lb), run_id),
+        np.arange(2, len(lb) + 2), text["LBSEQ"], lb["LBTESTCD"], lb["LBTEST"], np.full(len(lb), "", dtype=object),
+        lb["LBSTRESC"], lb["LBSTRESU"], lb["LBSTRESC"], number["LBSTRESN"], lb["LBSTRESU"], number["LBSTNRLO"],
+        number["LBSTNRHI"], np.full(len(lb), "", dtype=object), lb["LBBLFL"], np.full(len(lb), "", dtype=object),
+        lb["VISITNUM"], lb["VISIT"], lb["LBDTC"],
+    ]  # fmt: skip
+    rows = pd.DataFrame(dict(zip(LB_INSERT_COLUMNS, columns, strict=True)))
+    # The column names are this file's constants; every value is a bound parameter.
+    statement = f"INSERT INTO lb_versions ({', '.join(LB_INSERT_COLUMNS)}) VALUES ({', '.join('?' * len(columns))})"  # noqa: S608
+    with engine.begin() as connection:
+        for start in range(0, len(rows), chunk):
+            part = rows.iloc[start : start + chunk]
+            connection.exec_driver_sql(statement, list(part.itertuples(index=False, name=None)))
+    with engine.connect() as connection:
+        connection.exec_driver_sql("ANALYZE")
+
+
+def callback_views(study: str, cut: int, cohorts: list[str], subjects: list[str]) -> list[tuple[str, str, dict]]:
+    """(name, output, inputs) of each call: the eDISH plot for every cohort and filter, the Labs page's table and
+    test panels for a few tests, the subject lab panel for a few subjects."""
+    from safety_dash.web import ids
+    from safety_dash.web.state import ViewState, state_to_search
+
+    base = ViewState(study=study, cut=cut)
+    edish = [base, base.replace(min_grade=3), *[base.replace(cohort=c) for c in cohorts]]
+    calls = [("eDISH", f"{ids.EDISH_GRAPH}.figure", {"url.search": state_to_search(s)}) for s in edish]
+    for state in (base, base.replace(lab="ALT"), base.replace(lab="K", lab_dir="low", cohort=cohorts[0])):
+        search = {"url.search": state_to_search(state)}
+        calls += [("labs table", f"{ids.LABS_TABLE}.rowData", search), ("labs test", f"{ids.LABS_BOX}.figure", search)]
+    calls += [("subject lab panel", f"{ids.SUBJECT_LAB_PANEL}.children",
+               {"url.search": state_to_search(base.replace(subject=s))}) for s in subjects]  # fmt: skip
+    return calls
+
+
+def bench_callbacks(args) -> None:
+    """(c): build or reuse the database, grade the cut into this process once, then time the callbacks."""
+    import dataclasses
+
+    from bench.callbacks import percentile
+    from safety_dash.config import load_settings
+    from safety_dash.db.engine import get_engine
+    from safety_dash.views.labs import load_lab_cut
+    from safety_dash.web.app import create_app
+    from safety_dash.web.dashcall import call_callback
+    from safety_dash.web.data import resolve_state
+    from safety_dash.web.state import ViewState
+
+    url = f"sqlite:///{args.workdir / 'labs.db'}"
+    if not (args.reuse and (args.workdir / "labs.db").exists()):
+        url = build_callback_database(args.workdir, args.subjects, args.records)
+    settings = dataclasses.replace(load_settings(), database_url=url, secret_key="bench-secret", session_minutes=60.0)
+    app = create_app(settings)
+    engine = get_engine(url)
+    _, cut = resolve_state(engine, ViewState())
+    started = time.perf_counter()
+    lab = load_lab_cut(engine, cut.run_id, cut.derived_at)
+    n_records = len(lab.records)
+    print(f"\n(c) cut {cut.run_id}: {n_records:,} LB records of {len(lab.subject_ids):,} subjects graded into the "
+          f"worker once in {time.perf_counter() - started:.1f} s; kept: {_kept_mb(lab):.0f} MB")  # fmt: skip
+
+    client = app.server.test_client()
+    client.get("/login")
+    with client.session_transaction() as session:
+        token = session["csrf_token"]
+    client.post("/login", data={"username": USER, "password": PASSWORD, "csrf_token": token})
+    cohorts = [g for g in lab.groups if g != "(missing)"]
+    cases = lab.hys_law.loc[lab.hys_law["HYS_LAW"], "USUBJID"].tolist()
+    subjects = (cases[:1] + lab.subject_ids[[7, len(lab.subject_ids) // 2]].tolist())[:3]
+    timings: dict[str, dict[str, list]] = {}
+    for name, output, inputs in callback_views(cut.study_id, cut.run_id, cohorts, subjects):
+        timing = timings.setdefault(name, {"cold": [], "warm": [], "bytes": [], "cpu": []})
+        for repeat in range(args.repeats):
+            cpu = time.thread_time()  # the test client answers in this thread: its CPU time, whatever the load
+            answer = call_callback(client, app, output, inputs)
+            timing["cpu"].append((time.thread_time() - cpu) * 1000)
+            if answer.status != 200:
+                raise SystemExit(f"{name} answered {answer.status} for {inputs}")
+            timing["cold" if repeat == 0 else "warm"].append(answer.seconds * 1000)
+            timing["bytes"].append(answer.n_bytes)
+    print(f"{'callback':20} {'calls':>6} {'cold p50':>9} {'cold p95':>10} {'warm p50':>9} {'warm p95':>10} "
+          f"{'all p95':>9} {'CPU p95':>9} {'max bytes':>11}")  # fmt: skip
+    for name, timing in timings.items():
+        every = timing["cold"] + timing["warm"]
+        marks = {k: "*" if v > TARGET_MS else " " for k, v in (("c", percentile(timing["cold"], 95)),
+                                                                ("w", percentile(timing["warm"], 95)),
+                                                                ("a", percentile(every, 95)))}  # fmt: skip
+        largest = max(timing["bytes"])
+        print(
+            f"{name:20} {len(every):6} {percentile(timing['cold'], 50):9.1f} {percentile(timing['cold'], 95):9.1f}"
+            f"{marks['c']} {percentile(timing['warm'], 50):9.1f} {percentile(timing['warm'], 95):9.1f}{marks['w']}"
+            f" {percentile(every, 95):8.1f}{marks['a']} {percentile(timing['cpu'], 95):9.1f}"
+            f" {largest:10,}{'*' if largest > TARGET_BYTES else ' '}"
+        )
+    edish = timings["eDISH"]
+    p95, largest = percentile(edish["cold"] + edish["warm"], 95), max(edish["bytes"])
+    print(f"(ms of server time; * = over the target: p95 {TARGET_MS:.0f} ms, {TARGET_BYTES:,} bytes per response; "
+          f"CPU: the call's CPU time, which a busy machine does not inflate; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores)")  # fmt: skip
+    print(
+        f"target eDISH p95 < {TARGET_MS:.0f} ms and < {TARGET_BYTES:,} bytes: "
+        f"{'met' if p95 < TARGET_MS and largest < TARGET_BYTES else 'NOT met'} ({p95:.1f} ms, {largest:,} bytes)"
+    )
+
+
+def _kept_mb(lab) -> float:
+    frames = (lab.tests, lab.table, lab.shifts, lab.hys_law, lab.worst, lab.records)
+    arrays = (lab.subject_ids, lab.subject_groups, lab.worst_start, lab.record_start)
+    return (sum(f.memory_usage(deep=True).sum() for f in frames) + sum(a.nbytes for a in arrays)) / 2**20
 
 
 def _time(function) -> float:

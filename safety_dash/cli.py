@@ -230,13 +230,15 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_export(args: argparse.Namespace) -> int:
-    """The audit trail (from --since, UTC) as CSV or JSON, oldest first."""
-    from safety_dash.audit import export_events
+    """The audit trail (from --since, UTC) as CSV or JSON, oldest first; the export itself goes to the trail."""
+    from safety_dash.audit import export_events, record_event
     from safety_dash.db.engine import get_engine
 
-    with get_engine(load_settings().database_url).connect() as connection:
+    with get_engine(load_settings().database_url).begin() as connection:
         events = export_events(connection, args.since)
-    _print_table(events, args.format)
+        _print_table(events, args.format)
+        record_event(connection, "cli", "audit_exported", "audit_trail", "audit export", after={
+            "rows": len(events), "since": args.since, "format": args.format})  # fmt: skip
     return 0
 
 

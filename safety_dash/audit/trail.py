@@ -42,6 +42,7 @@ ACTIONS = (
     "ingestion_started",
     "ingestion_finished",
     "ingestion_large_change_accepted",
+    "audit_exported",
 )
 HASHED_FIELDS = (
     "id",

@@ -11,10 +11,14 @@ import uuid
 from collections.abc import Callable, Sequence
 
 import dash_ag_grid as dag
+import flask
+import flask_login
 import pandas as pd
 from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
+from werkzeug.exceptions import HTTPException
 
+from safety_dash.web.auth import has_permission
 from safety_dash.web.data import NoDataYet
 from safety_dash.web.listing import PAGE_SIZE
 from safety_dash.web.state import ViewState, state_href, state_to_search
@@ -163,14 +167,14 @@ def error_message(error: Exception) -> tuple[str, str]:
 def guard(n_outputs: int, alert_index: int = 0):
     """Make a callback show an alert instead of failing: on an exception the output at ``alert_index`` becomes a
     visible alert and the others stay as they were. The wrapped callback returns its outputs, alert included
-    (``None`` for no alert)."""
+    (``None`` for no alert). A refusal (``require_permission``'s 403 or 401) stays the HTTP answer, unlogged."""
 
     def decorate(function):
         @functools.wraps(function)
         def wrapper(*args, **kwargs):
             try:
                 return function(*args, **kwargs)
-            except PreventUpdate:
+            except (PreventUpdate, HTTPException):
                 raise
             except Exception as error:  # shown to the user, never a blank graph
                 kind, message = error_message(error)
@@ -251,13 +255,14 @@ def guard_rows(function):
 
     A row callback must answer every request it gets (``EMPTY_ROWS`` when there is nothing to show), never
     ``PreventUpdate``: AG Grid's infinite row model keeps an unanswered request in flight, and once two are (its
-    ``maxConcurrentDatasourceRequests``) it asks for no more rows, so the grid stays at "1 to ? of more"."""
+    ``maxConcurrentDatasourceRequests``) it asks for no more rows, so the grid stays at "1 to ? of more". A refusal
+    (``require_permission``'s 403 or 401) stays the HTTP answer."""
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
-        except PreventUpdate:
+        except (PreventUpdate, HTTPException):
             raise
         except Exception as error:  # the grid shows no rows; the reason is logged or shown by the page
             error_message(error)
@@ -275,8 +280,9 @@ def write_search(current: str | None, state: ViewState) -> str:
     return search or "?"
 
 
-def build_client_grid(grid_id: str, columns: list[dict]) -> dag.AgGrid:
-    """A grid whose (few) rows are sent whole and shown at their height: one subject's records, the runs."""
+def build_client_grid(grid_id: str, columns: list[dict], **options) -> dag.AgGrid:
+    """A grid whose (few) rows are sent whole and shown at their height: one subject's records, the runs.
+    ``options`` go to the grid as they are (e.g. ``getRowId``)."""
     return dag.AgGrid(
         id=grid_id,
         columnDefs=columns,
@@ -285,4 +291,101 @@ def build_client_grid(grid_id: str, columns: list[dict]) -> dag.AgGrid:
         dashGridOptions={"theme": GRID_THEME, "enableCellTextSelection": True, "animateRows": False,
                          "tooltipShowDelay": 300, "suppressCellFocus": True, "domLayout": "autoHeight"},
         style={"width": "100%"},
+        **options,
     )  # fmt: skip
+
+
+# --- review, comments and data queries (issue 11) ------------------------------------------------------------
+
+REVIEW_BADGES = {"reviewed": "badge-ok", "outdated": "badge-warn", "not reviewed": "badge-info"}
+REVIEW_CELL_CLASSES = {"cell-ok": "params.value == 'reviewed'", "cell-warn": "params.value == 'outdated'"}
+QUERY_BADGES = {"open": "badge-danger", "answered": "badge-warn", "closed": "badge-ok"}
+MAX_COMMENT_CHARS = 4000  # as safety_dash.review.store keeps them
+
+
+def session_can(permission: str) -> bool:
+    """Whether the signed-in user of this request may ``permission`` (to show or hide a form; the callback that
+    writes checks again with ``require_permission``). False outside a request or signed out."""
+    if not flask.has_request_context():
+        return False
+    user = flask_login.current_user
+    return bool(getattr(user, "is_authenticated", False)) and has_permission(user.role, permission)
+
+
+def client_address() -> str | None:
+    """The address of this request's client, as the audit trail records it (as the sign-in does)."""
+    return (flask.request.remote_addr or "")[:64] if flask.has_request_context() else None
+
+
+def build_review_badge(status: str | None) -> html.Span:
+    """A record's review status as a badge."""
+    status = status or "not reviewed"
+    return html.Span(status, className=f"badge {REVIEW_BADGES.get(status, 'badge-info')}")
+
+
+def build_review_filter(
+    counts: dict[str, int], active: str, href_of: Callable[[str], str], labels: dict[str, str]
+) -> html.Nav:
+    """The review filter as links with their counts (``counts`` by filter key); the ``active`` one marked."""
+    links = [
+        dcc.Link([html.Span(label), html.Span(f"{counts.get(key, 0):,}", className="review-filter-count")],
+                 href=href_of(key), className="review-filter-link" + (" active" if key == active else ""))
+        for key, label in labels.items()
+    ]  # fmt: skip
+    return html.Nav(links, className="review-filter", **{"aria-label": "Review status"})
+
+
+def build_comment_list(comments: pd.DataFrame, current_versions: dict | None = None, labels: dict | None = None):
+    """Comments newest first: author, time (UTC), the record version, the data query's status and the text.
+    ``current_versions`` maps (record_type, record_key) to the version in the cut shown, so a comment on an earlier
+    version says so; ``labels`` the same keys to a record's name (on a profile: which AE record)."""
+    if comments.empty:
+        return html.P("No comments yet.", className="muted small")
+    items = []
+    for row in comments.itertuples(index=False):
+        key = (row.record_type, row.record_key)
+        current = (current_versions or {}).get(key)
+        version = f"version {int(row.version_id)}" + (" (an earlier version)" if current and current != row.version_id
+                                                       else "")  # fmt: skip
+        head = [html.Strong(row.username), html.Span(f"{pd.Timestamp(row.created_at):%Y-%m-%d %H:%M} UTC"),
+                html.Span(version)]  # fmt: skip
+        if labels and key in labels:
+            head.insert(0, html.Span(labels[key], className="comment-record"))
+        if row.query_status:
+            head.append(html.Span(f"query {row.query_status}", className=f"badge {QUERY_BADGES[row.query_status]}"))
+        items.append(html.Li([html.Div(head, className="comment-head"), html.P(row.text, className="comment-text")],
+                             className="comment"))  # fmt: skip
+    return html.Ul(items, className="comment-list")
+
+
+def build_comment_form(form_id: str, text_id: str, query_id: str, button_id: str, hidden: bool) -> html.Div:
+    """The comment box, "raise a data query to the site" and the button (hidden for roles that cannot comment)."""
+    return html.Div(
+        [
+            dcc.Textarea(id=text_id, placeholder="What you noticed, or what the site should check",
+                         maxLength=MAX_COMMENT_CHARS, className="ack-comment"),
+            dcc.Checklist(id=query_id, options=[{"label": " Raise a data query to the site", "value": "query"}],
+                          value=[], className="query-check"),
+            html.Div(html.Button("Add comment", id=button_id, className="button", n_clicks=0)),
+        ],
+        id=form_id,
+        className="ack-form",
+        hidden=hidden,
+    )  # fmt: skip
+
+
+def register_grid_purge(app, grid_id: str, trigger_id: str, trigger_property: str = "data") -> None:
+    """Make the server-paged grid ``grid_id`` ask for its rows again when ``trigger_id``'s property changes (a
+    refresh counter after a write)."""
+    app.clientside_callback(
+        """function(_value, gridId) {
+            if (window.dash_ag_grid && window.dash_ag_grid.getApiAsync) {
+                window.dash_ag_grid.getApiAsync(gridId).then(function(api) { api.purgeInfiniteCache(); });
+            }
+            return window.dash_clientside.no_update;
+        }""",
+        Output(grid_id, "className", allow_duplicate=True),
+        Input(trigger_id, trigger_property),
+        State(grid_id, "id"),
+        prevent_initial_call=True,
+    )

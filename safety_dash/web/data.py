@@ -154,12 +154,14 @@ def register_result_cache(clear: Callable[[], None]) -> None:
 
 def clear_caches() -> None:
     """Forget every cached frame and result (tests, and after deleting data)."""
+    from safety_dash.views.labs import clear_lab_caches
     from safety_dash.views.signals import clear_signal_caches
 
     readmodel.clear_frames()
     for clear in _RESULT_CACHES:
         clear()
     clear_signal_caches()
+    clear_lab_caches()
 
 
 # --- alerts, runs, quarantine -----------------------------------------------------------------------------------

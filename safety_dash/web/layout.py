@@ -10,6 +10,7 @@ from __future__ import annotations
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from safety_dash.web import ids
+from safety_dash.web.auth import has_permission
 from safety_dash.web.components import build_chip
 from safety_dash.web.data import NoDataYet, current_context, load_cohorts, load_cuts, load_studies, resolve_state
 from safety_dash.web.figures import natural_key
@@ -28,7 +29,14 @@ FLAG_OPTIONS = [
     {"label": "Related", "value": "related"},
     {"label": "Within window only", "value": "window"},
 ]
-SELECTION_LABELS = {"soc": "SOC", "pt": "PT", "basket": "Basket", "subject": "Subject", "ref": "Reference"}
+SELECTION_LABELS = {
+    "soc": "SOC",
+    "pt": "PT",
+    "basket": "Basket",
+    "subject": "Subject",
+    "ref": "Reference",
+    "lab": "Lab test",
+}
 SIGNAL_TEST_LABELS = {"rising": "rising", "cohort": "out of line"}
 
 
@@ -82,7 +90,7 @@ def build_shell(pages: list[Page], username: str, role: str, csrf: str) -> html.
     nav = [
         dcc.Link(page.name, href=page.path, id=ids.nav_link(page.path), className="nav-link")
         for page in pages
-        if page.in_navigation
+        if page.in_navigation and (page.permission is None or has_permission(role, page.permission))
     ]
     user = html.Div(
         [
@@ -250,8 +258,6 @@ def register_shell_callbacks(app: Dash, pages: list[Page]) -> None:
             _flags(resolved),
         )
 
-    nav_pages = [page for page in pages if page.in_navigation]
-
     @app.callback(
         Output({"type": ids.NAV_LINK, "page": ALL}, "href"),
         Output({"type": ids.NAV_LINK, "page": ALL}, "className"),
@@ -264,8 +270,9 @@ def register_shell_callbacks(app: Dash, pages: list[Page]) -> None:
     def update_links(pathname, search):
         """Navigation keeps the view state; the share link pins the study and cut; selections become chips."""
         state = parse_state(search)
-        hrefs = [state_href(page.path, state) for page in nav_pages]
-        classes = ["nav-link active" if page.path == pathname else "nav-link" for page in nav_pages]
+        paths = [output["id"]["page"] for output in ctx.outputs_list[0]]  # the links this user's shell holds
+        hrefs = [state_href(path, state) for path in paths]
+        classes = ["nav-link active" if path == pathname else "nav-link" for path in paths]
         try:
             pinned, _ = resolve_state(current_context().engine, state)
         except ValueError:

@@ -3,6 +3,11 @@
 A grid in the browser asks for rows ``startRow``..``endRow`` with its sort and column filters (AG Grid's infinite
 row model); the answer holds at most :data:`MAX_PAGE_ROWS` rows and the total count. The listing of a cut is
 filtered once per (cut, view filters, grid filters, sort) and cached as row positions, so paging is cheap.
+
+Every listed record carries its review status and comments (:mod:`safety_dash.views.review`), and the listing can
+be narrowed to a review status with the address key ``review`` (:data:`REVIEW_KEY`: ``needs``, ``not-reviewed``,
+``outdated``, ``reviewed``; absent or ``all``: every record). Positions narrowed by review status are cached per
+state of the review (the newest review, comment and query change), so a review shows at the next request.
 """
 
 from __future__ import annotations
@@ -11,14 +16,23 @@ import functools
 import json
 import math
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
 
 import numpy as np
 import pandas as pd
 
 from safety_dash.exports import to_safe_csv
 from safety_dash.views.ordering import natural_rank
+from safety_dash.views.review import (
+    REVIEW_FILTERS,
+    CutReview,
+    compute_ae_backlog,
+    derive_review_columns,
+    flag_review_status,
+    load_cut_review,
+)
 from safety_dash.web.data import GROUP_COLUMN, RESULT_CACHE_SIZE
-from safety_dash.web.state import ViewState
+from safety_dash.web.state import ViewState, state_to_search
 from safety_dash.web.views import CutKey, basket_mask, text_equals
 
 MAX_PAGE_ROWS = 100
@@ -48,6 +62,41 @@ LISTING_COLUMNS: dict[str, tuple[str, str]] = {
 # Columns holding cohorts: sorted in natural order (dose levels by dose: 0.3, 1, 3, 5, 10 mg/kg), not as text.
 NATURAL_ORDER_COLUMNS = frozenset({"COHORT", "group"})
 IMPUTATION_TEXT = {"D": "day imputed", "M": "month and day imputed", "Y": "date missing: first dose"}
+# Review columns of every listed record: grid field -> header (values from safety_dash.views.review).
+REVIEW_COLUMNS = {
+    "REVIEW_STATUS": "Review",
+    "REVIEWED_BY": "Reviewed by",
+    "REVIEWED_AT": "Reviewed at (UTC)",
+    "COMMENTS": "Comments",
+    "LAST_COMMENT": "Latest comment",
+    "LAST_COMMENT_BY": "Latest comment by",
+}
+REVIEW_KEY = "review"  # the address key of the review filter
+ALL_RECORDS = "all"
+
+
+# --- the review filter in the address ---------------------------------------------------------------------------
+
+
+def review_filter_of(search: str | None) -> str:
+    """The review filter the address asks for (a key of :data:`REVIEW_FILTERS`); ``all`` when absent or unreadable."""
+    for key, value in parse_qsl((search or "").lstrip("?")):
+        if key == REVIEW_KEY:
+            return value if value in REVIEW_FILTERS else ALL_RECORDS
+    return ALL_RECORDS
+
+
+def review_search(state: ViewState, review_filter: str | None) -> str:
+    """The query string of ``state`` with the review filter (none written for ``all``)."""
+    pairs = [(k, v) for k, v in parse_qsl(state_to_search(state).lstrip("?")) if k != REVIEW_KEY]
+    if review_filter and review_filter != ALL_RECORDS:
+        pairs.append((REVIEW_KEY, review_filter))
+    return "?" + urlencode(pairs, quote_via=quote) if pairs else ""
+
+
+def review_href(path: str, state: ViewState, review_filter: str | None) -> str:
+    """The address of page ``path`` showing ``state`` narrowed by ``review_filter``."""
+    return path + review_search(state, review_filter)
 
 
 # --- generic paging of a table ----------------------------------------------------------------------------------
@@ -227,15 +276,46 @@ def _listing_column(frames, name: str, positions: np.ndarray) -> pd.Series | Non
     return values
 
 
+def load_listing_review(key: CutKey, token: tuple | None = None) -> CutReview:
+    """The review state of the listing's cut, as it is now (or as of trail row ``token``)."""
+    return load_cut_review(key.context.engine, key.frames.cut.study_id, key.run_id, token, source=key)
+
+
 @functools.lru_cache(maxsize=RESULT_CACHE_SIZE)
-def _grid_positions(key: CutKey, filters: tuple, filter_json: str, sort_json: str) -> np.ndarray:
+def _grid_positions(
+    key: CutKey, filters: tuple, filter_json: str, sort_json: str, review_filter: str = ALL_RECORDS, token=None
+) -> np.ndarray:
+    """Listed rows after the review filter, the grid's column filters and sort; ``token`` (the review state's) is
+    given when the review filter or a review column is used, so a review makes a new entry."""
     frames = key.frames
-    return filter_and_sort(
-        lambda name, positions: _listing_column(frames, name, positions),
-        listing_positions(key, *filters),
-        json.loads(filter_json),
-        json.loads(sort_json),
+    positions = listing_positions(key, *filters)
+    review = load_listing_review(key, token) if token is not None else None
+    if review is not None and review_filter != ALL_RECORDS:
+        positions = positions[flag_review_status(review, frames.events["AE_ID"].to_numpy()[positions], review_filter)]
+
+    def column(name, at):
+        if name in REVIEW_COLUMNS:
+            if review is None:
+                return None
+            values = derive_review_columns(review, frames.events["AE_ID"].to_numpy()[at])[name]
+            return values.astype(object).where(values.notna(), "")
+        return _listing_column(frames, name, at)
+
+    return filter_and_sort(column, positions, json.loads(filter_json), json.loads(sort_json))
+
+
+def _positions(key: CutKey, state: ViewState, filter_model, sort_model, review_filter: str, review: CutReview):
+    filter_json = json.dumps(filter_model or {}, sort_keys=True)
+    sort_json = json.dumps(sort_model or [], sort_keys=True)
+    if review_filter not in REVIEW_FILTERS:
+        raise ValueError(f"review filter {review_filter!r} is not one of {', '.join(REVIEW_FILTERS)}")
+    uses_review = (
+        review_filter != ALL_RECORDS
+        or any(name in REVIEW_COLUMNS for name in filter_model or {})
+        or any((item or {}).get("colId") in REVIEW_COLUMNS for item in sort_model or [])
     )
+    token = review.token if uses_review else None
+    return _grid_positions(key, _listing_filters(state), filter_json, sort_json, review_filter, token)
 
 
 def flags_of(row: pd.Series) -> str:
@@ -285,39 +365,62 @@ def listing_rows(events: pd.DataFrame, positions: np.ndarray) -> pd.DataFrame:
     return out
 
 
-def listing_page(key: CutKey, state: ViewState, request: dict | None) -> dict[str, Any]:
-    """One page of the listing for an infinite-model grid: at most :data:`MAX_PAGE_ROWS` rows and the count."""
+def with_review_columns(rows: pd.DataFrame, review: CutReview) -> pd.DataFrame:
+    """Listing ``rows`` (with AE_ID), their :data:`REVIEW_COLUMNS` and ROW_ID (AE_ID as text: a grid's row id)."""
+    columns = derive_review_columns(review, rows["AE_ID"].to_numpy())
+    columns["ROW_ID"] = rows["AE_ID"].astype(str).to_numpy()
+    return pd.concat([rows.reset_index(drop=True), columns], axis=1)
+
+
+def listing_page(
+    key: CutKey, state: ViewState, request: dict | None, review_filter: str = ALL_RECORDS
+) -> dict[str, Any]:
+    """One page of the listing for an infinite-model grid: at most :data:`MAX_PAGE_ROWS` rows, with their review
+    status and comments, and the count."""
     request = request or {}
-    filter_json = json.dumps(request.get("filterModel") or {}, sort_keys=True)
-    sort_json = json.dumps(request.get("sortModel") or [], sort_keys=True)
-    positions = _grid_positions(key, _listing_filters(state), filter_json, sort_json)
+    review = load_listing_review(key)
+    positions = _positions(key, state, request.get("filterModel"), request.get("sortModel"), review_filter, review)
     start, end = page_bounds(request)
-    rows = listing_rows(key.frames.events, positions[start:end])
+    rows = with_review_columns(listing_rows(key.frames.events, positions[start:end]), review)
     return {"rowData": json_records(rows), "rowCount": int(len(positions))}
 
 
-def listing_count(key: CutKey, state: ViewState) -> int:
-    """How many records the listing shows with the view's filters (before grid column filters)."""
-    return int(len(listing_positions(key, *_listing_filters(state))))
+def listing_count(key: CutKey, state: ViewState, review_filter: str = ALL_RECORDS) -> int:
+    """How many records the listing shows with the view's filters and the review filter (before grid column
+    filters)."""
+    if review_filter == ALL_RECORDS:
+        return int(len(listing_positions(key, *_listing_filters(state))))
+    return int(len(_positions(key, state, None, None, review_filter, load_listing_review(key))))
 
 
-def listing_csv(key: CutKey, state: ViewState, filter_model: dict | None = None, sort_model: list | None = None) -> str:
-    """The whole filtered listing as CSV text, with the grid's column filters and sort, headers as shown."""
-    positions = _grid_positions(
-        key,
-        _listing_filters(state),
-        json.dumps(filter_model or {}, sort_keys=True),
-        json.dumps(sort_model or [], sort_keys=True),
-    )
-    rows = listing_rows(key.frames.events, positions).drop(columns="AE_ID")
-    rows = rows.rename(columns={field: header for field, (header, _) in LISTING_COLUMNS.items()})
-    return to_safe_csv(rows, index=False, date_format="%Y-%m-%d")
+def listing_backlog(key: CutKey, state: ViewState) -> dict[str, int]:
+    """Records the listing shows with the view's filters, per review status (and ``needs review``)."""
+    positions = listing_positions(key, *_listing_filters(state))
+    return compute_ae_backlog(load_listing_review(key), key.frames.events["AE_ID"].to_numpy()[positions])
 
 
-def subject_events(key: CutKey, usubjid: str) -> pd.DataFrame:
-    """Every record of one subject in the cut, in listing columns, by onset."""
+def listing_csv(
+    key: CutKey,
+    state: ViewState,
+    filter_model: dict | None = None,
+    sort_model: list | None = None,
+    review_filter: str = ALL_RECORDS,
+) -> str:
+    """The whole filtered listing as CSV text, with the grid's column filters and sort, headers as shown, and each
+    record's review status and comments."""
+    review = load_listing_review(key)
+    positions = _positions(key, state, filter_model, sort_model, review_filter, review)
+    rows = with_review_columns(listing_rows(key.frames.events, positions), review).drop(columns=["AE_ID", "ROW_ID"])
+    headers = {field: header for field, (header, _) in LISTING_COLUMNS.items()} | REVIEW_COLUMNS
+    return to_safe_csv(rows.rename(columns=headers), index=False, date_format="%Y-%m-%d")
+
+
+def subject_events(key: CutKey, usubjid: str, review: CutReview | None = None) -> pd.DataFrame:
+    """Every record of one subject in the cut, in listing columns, by onset; with ``review``, their
+    :data:`REVIEW_COLUMNS` too."""
     positions = np.flatnonzero(text_equals(key.frames, "USUBJID", usubjid))
-    return listing_rows(key.frames.events, positions)
+    rows = listing_rows(key.frames.events, positions)
+    return rows if review is None else with_review_columns(rows, review)
 
 
 def clear_listing_caches() -> None:

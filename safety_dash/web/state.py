@@ -21,6 +21,10 @@ group      selected signal's group, a cohort or ``ALL``; absent: the   ``ALL``
            cohort filter's cohort, else ``ALL``
 subject    selected subject (USUBJID)                                  ``QL1706-DEMO-01-0001``
 ref        reference cohort of rate differences                        ``Ph Ib NSCLC``
+lab        selected laboratory test (LBTESTCD) of the Labs page        ``ALT``
+dir        its direction graded: ``high`` or ``low``                   ``low``
+review     records by review status: ``needs`` (not reviewed or        ``needs``
+           outdated), ``not-reviewed``, ``outdated``, ``reviewed``
 =========  ==========================================================  =====================
 
 Anything else in the query string is ignored, and a value that cannot be read (``grade=9``) is dropped, so an
@@ -56,6 +60,9 @@ class ViewState:
     group: str | None = None
     subject: str | None = None
     ref: str | None = None
+    lab: str | None = None
+    lab_dir: str | None = None
+    review: str | None = None
 
     def replace(self, **changes) -> ViewState:
         """A copy with ``changes`` applied."""
@@ -87,9 +94,14 @@ KEYS = {
     "group": "group",
     "subject": "subject",
     "ref": "ref",
+    "lab": "lab",
+    "lab_dir": "dir",
+    "review": "review",
 }
 FILTER_FIELDS = ("study", "cut", "cohort", "min_grade", "serious", "related", "window")
-SELECTION_FIELDS = ("soc", "pt", "basket", "test", "group", "subject", "ref")
+SELECTION_FIELDS = ("soc", "pt", "basket", "test", "group", "subject", "ref", "lab", "lab_dir")
+REVIEW_FILTERS = ("needs", "not-reviewed", "outdated", "reviewed")  # the listings' and profile's review filter
+LAB_DIRECTIONS = ("high", "low")  # the directions a laboratory test is graded in (CTCAE)
 SIGNAL_TESTS = ("rising", "cohort")  # the tests of DOMAIN.md §7, as safety_dash.metrics.signals names them
 ALL_GROUP = "ALL"  # the whole safety population, as safety_dash.metrics.rates names it
 
@@ -140,6 +152,9 @@ def parse_state(search: str | None) -> ViewState:
         group=_text(get("group")),
         subject=_text(get("subject")),
         ref=_text(get("ref")),
+        lab=_text(get("lab")),
+        lab_dir=_text(get("dir")) if _text(get("dir")) in LAB_DIRECTIONS else None,
+        review=_text(get("review")) if _text(get("review")) in REVIEW_FILTERS else None,
     )
 
 

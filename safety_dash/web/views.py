@@ -469,6 +469,7 @@ def subjects_of_note(key: CutKey, limit: int = 8, cohort: str | None = None) -> 
 def warm_up(context: WebContext) -> None:
     """Read the newest cut of every study into memory and compute its default views, so that the first person to
     open the dashboard after a worker starts does not wait for a million records to load."""
+    from safety_dash.views.labs import load_lab_cut
     from safety_dash.views.signals import load_signal_rows
     from safety_dash.web.data import load_studies, previous_cut, resolve_state
     from safety_dash.web.listing import listing_positions
@@ -488,6 +489,7 @@ def warm_up(context: WebContext) -> None:
             load_onset(key, kind, name, None, False, False)
             listing_positions(key, None, None, False, False, False, None, None, None)
             load_signal_rows(key, None, None, False, False)
+            load_lab_cut(context.engine, cut.run_id, cut.derived_at)
         except Exception:  # a warm-up failure must not stop the worker; the page will show the error
             log.exception("warming up the views of study %s failed", study)
     log.info("views warmed up in %.1f s", time.perf_counter() - started)

@@ -97,3 +97,7 @@ def test_audit_export_csv_and_json_since_a_date(database_url, monkeypatch, capsy
     assert table["action"].tolist() == ["sign_in", "review", "alert_acknowledged"]
     assert main(["audit", "export", "--since", "2999-01-01", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+    with engine.connect() as connection:  # each export is itself in the trail, after the rows it wrote out
+        trail = export_events(connection)
+    assert trail["action"].tolist() == ["sign_in", "review", "alert_acknowledged", "audit_exported", "audit_exported"]
+    assert json.loads(trail["after"].iloc[3]) == {"rows": 3, "since": None, "format": "csv"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,8 @@ from sqlalchemy import Engine, insert, select
 
 from safety_dash.alerts.models import Alert
 from safety_dash.db.engine import dispose_engine, get_engine
+from safety_dash.db.models import AuditEvent, Comment, DerivedEvent, Review
+from safety_dash.review import add_comment
 from safety_dash.web import ids
 from safety_dash.web.auth import PERMISSIONS, ROLES, create_user, has_permission
 from safety_dash.web.components import guard
@@ -30,12 +33,20 @@ USER_OF_ROLE = {"monitor": USERNAME, "committee": "roles.committee", "admin": "r
 
 @dataclasses.dataclass(frozen=True)
 class Target:
-    """What the write callbacks act on in the test database: one open alert of the demo study's last cut."""
+    """What the write callbacks act on in the test database: one open alert, one AE record (its version id and
+    subject) and one open data query of the demo study's last cut."""
 
     engine: Engine
     study_id: str
     run_id: int
     alert_id: int
+    version_id: int = 0
+    usubjid: str = ""
+    query_id: int = 0
+
+    @property
+    def search(self) -> str:
+        return f"?study={self.study_id}&cut={self.run_id}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +59,8 @@ class WriteCallback:
     output: str
     inputs: Callable[[Target], dict[str, Any]]
     state: Callable[[Target], dict[str, Any]]
-    wrote: Callable[[Target, str], bool]
+    wrote: Callable[[Target, str], bool] | None  # None: it only reads (``answered`` says it answered)
+    answered: Callable[[Any], bool] = lambda answer: True
 
 
 def _acknowledged_by(target: Target, username: str) -> bool:
@@ -56,6 +68,146 @@ def _acknowledged_by(target: Target, username: str) -> bool:
         row = connection.execute(select(Alert.status, Alert.acknowledged_by).where(Alert.id == target.alert_id)).one()
     return row.status != "open" and row.acknowledged_by == username
 
+
+def _reviews_by(target: Target, username: str, record_type: str) -> bool:
+    with target.engine.connect() as connection:
+        rows = connection.execute(
+            select(Review.id).where(Review.username == username, Review.record_type == record_type)
+        ).all()
+    return bool(rows)
+
+
+def _comments_by(target: Target, username: str, record_type: str, query_status: str | None) -> bool:
+    with target.engine.connect() as connection:
+        rows = connection.execute(
+            select(Comment.id).where(Comment.username == username, Comment.record_type == record_type,
+                                     Comment.query_status.is_(None) if query_status is None
+                                     else Comment.query_status == query_status)
+        ).all()  # fmt: skip
+    return bool(rows)
+
+
+def _query_moved_by(target: Target, username: str) -> bool:
+    with target.engine.connect() as connection:
+        rows = connection.execute(
+            select(AuditEvent.id).where(AuditEvent.action == "query_status", AuditEvent.actor == username)
+        ).all()
+    return bool(rows)
+
+
+def _shows(output: str, text: str) -> Callable[[Any], bool]:
+    component, _, prop = output.rpartition(".")
+    return lambda answer: text in json.dumps(answer.outputs.get(component, {}).get(prop))
+
+
+REVIEW_CALLBACKS = [
+    WriteCallback(
+        name="review the ticked records",
+        permission="review",
+        output=f"{ids.LISTING_REVIEW_MESSAGE}.children",
+        inputs=lambda target: {f"{ids.LISTING_REVIEW_BUTTON}.n_clicks": 1},
+        state=lambda target: {
+            f"{ids.LISTING_GRID}.selectedRows": [{"AE_ID": target.version_id}],
+            "url.search": target.search,
+            f"{ids.LISTING_REVIEW_REFRESH}.data": 0,
+        },
+        wrote=lambda target, username: _reviews_by(target, username, "ae"),
+    ),
+    WriteCallback(
+        name="review a subject and all its records",
+        permission="review",
+        output=f"{ids.SUBJECT_REVIEW_MESSAGE}.children",
+        inputs=lambda target: {f"{ids.SUBJECT_REVIEW_BUTTON}.n_clicks": 1},
+        state=lambda target: {
+            "url.search": f"{target.search}&subject={target.usubjid}",
+            f"{ids.SUBJECT_REVIEW_REFRESH}.data": 0,
+        },
+        wrote=lambda target, username: _reviews_by(target, username, "subject") and _reviews_by(target, username, "ae"),
+    ),
+    WriteCallback(
+        name="comment on a listed record",
+        permission="comment",
+        output=f"{ids.LISTING_COMMENT_MESSAGE}.children",
+        inputs=lambda target: {f"{ids.LISTING_COMMENT_BUTTON}.n_clicks": 1},
+        state=lambda target: {
+            f"{ids.LISTING_RECORD}.data": target.version_id,
+            f"{ids.LISTING_COMMENT_TEXT}.value": "Onset before the first dose?",
+            f"{ids.LISTING_COMMENT_QUERY}.value": [],
+            "url.search": target.search,
+            f"{ids.LISTING_REVIEW_REFRESH}.data": 0,
+        },
+        wrote=lambda target, username: _comments_by(target, username, "ae", None),
+    ),
+    WriteCallback(
+        name="raise a data query from the listing",
+        permission="query",
+        output=f"{ids.LISTING_COMMENT_MESSAGE}.children",
+        inputs=lambda target: {f"{ids.LISTING_COMMENT_BUTTON}.n_clicks": 1},
+        state=lambda target: {
+            f"{ids.LISTING_RECORD}.data": target.version_id,
+            f"{ids.LISTING_COMMENT_TEXT}.value": "Please check the grade against the CRF.",
+            f"{ids.LISTING_COMMENT_QUERY}.value": ["query"],
+            "url.search": target.search,
+            f"{ids.LISTING_REVIEW_REFRESH}.data": 0,
+        },
+        wrote=lambda target, username: _comments_by(target, username, "ae", "open"),
+    ),
+    WriteCallback(
+        name="comment on a subject",
+        permission="comment",
+        output=f"{ids.SUBJECT_COMMENT_MESSAGE}.children",
+        inputs=lambda target: {f"{ids.SUBJECT_COMMENT_BUTTON}.n_clicks": 1},
+        state=lambda target: {
+            f"{ids.SUBJECT_RECORD}.data": None,
+            f"{ids.SUBJECT_COMMENT_TEXT}.value": "Date of death missing in DM.",
+            f"{ids.SUBJECT_COMMENT_QUERY}.value": [],
+            "url.search": f"{target.search}&subject={target.usubjid}",
+            f"{ids.SUBJECT_REVIEW_REFRESH}.data": 0,
+        },
+        wrote=lambda target, username: _comments_by(target, username, "subject", None),
+    ),
+    WriteCallback(
+        name="move a data query on",
+        permission="query",
+        output=f"{ids.QUERIES_MESSAGE}.children",
+        inputs=lambda target: {f"{ids.QUERIES_BUTTON}.n_clicks": 1},
+        state=lambda target: {
+            f"{ids.QUERIES_SELECTED}.data": target.query_id,
+            f"{ids.QUERIES_NEW_STATUS}.value": "answered",
+            f"{ids.QUERIES_REASON}.value": "The site corrected the onset date.",
+            "url.search": target.search,
+            f"{ids.QUERIES_REFRESH}.data": 0,
+        },
+        wrote=_query_moved_by,
+    ),
+    WriteCallback(
+        name="read the audit trail",
+        permission="audit",
+        output=f"{ids.AUDIT_CHAIN}.children",
+        inputs=lambda target: {f"{ids.AUDIT_ACTOR}.value": None},
+        state=lambda target: {},
+        wrote=None,
+        answered=_shows(f"{ids.AUDIT_CHAIN}.children", "chain verified"),
+    ),
+    WriteCallback(
+        name="page the audit trail",
+        permission="audit",
+        output=f"{ids.AUDIT_GRID}.getRowsResponse",
+        inputs=lambda target: {f"{ids.AUDIT_GRID}.getRowsRequest": {"startRow": 0, "endRow": 50}},
+        state=lambda target: {f"{ids.AUDIT_FILTERS}.data": {}},
+        wrote=None,
+        answered=_shows(f"{ids.AUDIT_GRID}.getRowsResponse", '"action": "user_created"'),
+    ),
+    WriteCallback(
+        name="export the audit trail",
+        permission="audit",
+        output=f"{ids.AUDIT_DOWNLOAD}.data",
+        inputs=lambda target: {f"{ids.AUDIT_EXPORT}.n_clicks": 1},
+        state=lambda target: {f"{ids.AUDIT_FILTERS}.data": {}},
+        wrote=None,
+        answered=_shows(f"{ids.AUDIT_DOWNLOAD}.data", "prev_hash,row_hash"),
+    ),
+]
 
 WRITE_CALLBACKS = [
     WriteCallback(
@@ -70,6 +222,7 @@ WRITE_CALLBACKS = [
         },
         wrote=_acknowledged_by,
     ),
+    *REVIEW_CALLBACKS,
 ]
 
 
@@ -94,7 +247,15 @@ def target(demo_db, tmp_path) -> Target:
                     last_run_id=run_id)
             .returning(Alert.id)
         ).scalar_one()  # fmt: skip
-    yield Target(engine, demo_db.study_id, run_id, alert_id)
+        record = connection.execute(
+            select(DerivedEvent.ae_version_id, DerivedEvent.usubjid).where(DerivedEvent.run_id == run_id)
+            .order_by(DerivedEvent.ae_version_id).limit(1)
+        ).one()  # fmt: skip
+    with engine.begin() as connection:  # an open query raised by someone else, for the roles to move on
+        record_key = f"{record.usubjid}|x"  # a query's record key is not checked when it is moved on
+        query_id = add_comment(connection, demo_db.study_id, "ae", record_key, record.usubjid,
+                               record.ae_version_id, "roles.setup", "Setup query.", raise_query=True)  # fmt: skip
+    yield Target(engine, demo_db.study_id, run_id, alert_id, record.ae_version_id, record.usubjid, query_id)
     dispose_engine(url)
 
 
@@ -121,10 +282,11 @@ def test_each_write_callback_as_each_role(app, target, callback, role):
     answer = call_callback(_client_of(app, role), app, callback.output, callback.inputs(target), callback.state(target))
     if role in PERMISSIONS[callback.permission]:
         assert answer.status == 200
-        assert callback.wrote(target, username)
+        assert callback.answered(answer)
+        assert callback.wrote is None or callback.wrote(target, username)
     else:
         assert answer.status == 403
-        assert not callback.wrote(target, username)
+        assert callback.wrote is None or not callback.wrote(target, username)
 
 
 def test_every_write_callback_checks_a_permission_and_is_in_the_table(app):

@@ -19,10 +19,14 @@ PAGE_MODULES = (
     "safety_dash.web.pages.explorer",
     "safety_dash.web.pages.rates",
     "safety_dash.web.pages.onset",
+    "safety_dash.web.pages.labs",
+    "safety_dash.web.pages.edish",
     "safety_dash.web.pages.subject",
     "safety_dash.web.pages.listings",
+    "safety_dash.web.pages.queries",
     "safety_dash.web.pages.data",
     "safety_dash.web.pages.alerts",
+    "safety_dash.web.pages.audit",
 )
 
 
@@ -36,6 +40,7 @@ class Page:
     layout: Callable[[], Component]
     register_callbacks: Callable[[Dash], None]
     in_navigation: bool = True
+    permission: str | None = None  # a permission of safety_dash.web.auth.PERMISSIONS: only its roles see the link
 
 
 def load_pages() -> list[Page]:

@@ -13,6 +13,7 @@ from safety_dash.metrics.rates import ALL_GROUP
 from safety_dash.web import ids
 from safety_dash.web.components import (
     EMPTY_ROWS,
+    REVIEW_CELL_CLASSES,
     build_graph,
     build_grid,
     build_page_header,
@@ -56,6 +57,10 @@ RATE_COLUMNS = [
 ]  # fmt: skip
 TERM_LISTING_COLUMNS = [
     {"field": "USUBJID", "headerName": "Subject", "cellClass": "cell-link", "minWidth": 170, "pinned": "left"},
+    {"field": "REVIEW_STATUS", "headerName": "Review", "minWidth": 120, "maxWidth": 130,
+     "cellClassRules": REVIEW_CELL_CLASSES, "tooltipField": "REVIEWED_BY"},
+    {"field": "COMMENTS", "headerName": "Comments", "minWidth": 110, "maxWidth": 150, "tooltipField": "LAST_COMMENT",
+     "cellClassRules": {"cell-flag": "params.value && params.value.includes('open')"}},
     {"field": "COHORT", "headerName": "Cohort"},
     {"field": "AETERM", "headerName": "Reported term"},
     {"field": "ASTDT", "headerName": "Onset"},
@@ -112,7 +117,8 @@ def layout():
                     build_panel(
                         "Listing",
                         [build_grid(ids.EXPLORER_TERM_LISTING, TERM_LISTING_COLUMNS, height=380, page_size=20)],
-                        subtitle="every record of the term · click a subject to open its profile",
+                        subtitle="every record of the term with its review and comments (hover them) · click a "
+                        "subject to open its profile",
                         actions=[
                             dcc.Link(
                                 "All listings →",

@@ -1,10 +1,11 @@
-"""Overview: the cut at a glance — exposure, subjects with events by seriousness, alerts, the state of the
-last ingestion, and what is new or changed since the previous cut."""
+"""Overview: the cut at a glance — exposure, subjects with events by seriousness, alerts, the review backlog, the
+state of the last ingestion, and what is new or changed since the previous cut."""
 
 from __future__ import annotations
 
 from dash import Dash, Input, Output, dcc, html
 
+from safety_dash.views.review import compute_subject_backlog, count_open_queries
 from safety_dash.web import ids
 from safety_dash.web.components import (
     build_alert,
@@ -17,11 +18,13 @@ from safety_dash.web.components import (
 )
 from safety_dash.web.data import (
     ANY_IMMUNE_BASKET,
+    GROUP_COLUMN,
     load_latest_run,
     load_open_alert_count,
     previous_cut,
 )
 from safety_dash.web.figures import make_cohort_incidence_figure
+from safety_dash.web.listing import listing_backlog, load_listing_review, review_href
 from safety_dash.web.pages import Page
 from safety_dash.web.pages.signals import signal_href, top_signals
 from safety_dash.web.state import ViewState, state_href
@@ -47,6 +50,7 @@ def layout():
                     html.Div(
                         [
                             html.Div(id=ids.OVERVIEW_SIGNALS),
+                            html.Div(id=ids.OVERVIEW_REVIEW),
                             html.Div(id=ids.OVERVIEW_CUT),
                             html.Div(id=ids.OVERVIEW_CHANGES),
                         ],
@@ -166,6 +170,33 @@ def build_changes_panel(view, overview: Overview, previous) -> html.Section:
     return build_panel(title, children)
 
 
+def build_review_panel(view) -> html.Section:
+    """The review backlog of the cut: AE records the listing shows (same filters) that need review, never reviewed
+    or changed since their review; subjects whose record needs review; the data queries waiting for the site."""
+    state = view.state
+    backlog = listing_backlog(view.key, state)
+    review = load_listing_review(view.key)
+    frame = view.key.frames.subjects
+    subjects = frame.loc[frame[GROUP_COLUMN] == state.cohort, "USUBJID"] if state.cohort else frame["USUBJID"]
+    subject_backlog = compute_subject_backlog(review, subjects)
+    queries = count_open_queries(review, subjects)
+    needs = dcc.Link(f"{backlog['needs review']:,}", href=review_href("/listings", state, "needs"),
+                     className="table-link")  # fmt: skip
+    rows = [
+        _stat("AE records needing review", needs),
+        _stat("of which never reviewed", backlog["not reviewed"]),
+        _stat("of which changed since their review", backlog["outdated"]),
+        _stat("AE records reviewed", backlog["reviewed"]),
+        _stat("Subjects needing review", subject_backlog["needs review"]),
+        _stat("Open data queries", dcc.Link(f"{queries['open']:,}", href=state_href("/queries", state),
+                                            className="table-link")),
+        _stat("Answered, to close", queries["answered"]),
+    ]  # fmt: skip
+    scope = f"cohort {state.cohort}" if state.cohort else "all cohorts"
+    return build_panel("Review backlog", [html.Div(rows, className="stats")],
+                       subtitle=f"data cut {view.cut.run_id} · {scope} · the listing's filters")  # fmt: skip
+
+
 def build_signals_card(view) -> html.Div:
     """The Signals card: how many signal rows are flagged and the first three, each a link that opens it on the
     Signals page (its numbers, since when, and its subjects)."""
@@ -208,6 +239,11 @@ def register_callbacks(app: Dash) -> None:
     @guard(1)
     def update_signals_card(search):
         return build_signals_card(load_view(search))
+
+    @app.callback(Output(ids.OVERVIEW_REVIEW, "children"), Input(ids.URL, "search"))
+    @guard(1)
+    def update_review_panel(search):
+        return build_review_panel(load_view(search))
 
     @app.callback(
         Output(ids.OVERVIEW_ALERT, "children"),
