@@ -10,9 +10,17 @@ import pandas as pd
 SOCS = [f"SOC {i:02d} disorders" for i in range(25)]
 
 
+LB_TESTS = [("ALT", "Alanine Aminotransferase", "U/L", 7, 40), ("AST", "Aspartate Aminotransferase", "U/L", 8, 40),
+            ("BILI", "Bilirubin", "umol/L", 3, 21), ("ALP", "Alkaline Phosphatase", "U/L", 40, 130),
+            ("CREAT", "Creatinine", "umol/L", 45, 110), ("K", "Potassium", "mmol/L", 3.5, 5.1),
+            ("HGB", "Hemoglobin", "g/L", 120, 160), ("NEUT", "Neutrophils", "10^9/L", 1.8, 7.5),
+            ("PLAT", "Platelets", "10^9/L", 150, 400), ("TSH", "Thyrotropin", "mIU/L", 0.4, 4.0)]  # fmt: skip
+
+
 def write_csv_study(folder: Path, n_subjects: int = 20_000, n_ex: int = 200_000, n_ae: int = 1_000_000,
-                    seed: int = 7) -> dict[str, int]:  # fmt: skip
-    """Write dm.csv, ex.csv and ae.csv of a study with the given sizes; return the row counts."""
+                    seed: int = 7, n_lb: int = 0) -> dict[str, int]:  # fmt: skip
+    """Write dm.csv, ex.csv and ae.csv (and lb.csv when ``n_lb``) of a study with the given sizes; return the row
+    counts."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     subjects = np.array([f"BENCH-{i:06d}" for i in range(n_subjects)])
@@ -57,4 +65,27 @@ def write_csv_study(folder: Path, n_subjects: int = 20_000, n_ex: int = 200_000,
     })  # fmt: skip
     ae.to_csv(folder / "ae.csv", index=False)
     (folder / "cutoff.txt").write_text("2024-12-31\n")
-    return {"dm": len(dm), "ex": len(ex), "ae": len(ae)}
+    counts = {"dm": len(dm), "ex": len(ex), "ae": len(ae)}
+    if n_lb:
+        counts["lb"] = _write_lb(folder, rng, subjects, start, n_lb)
+    return counts
+
+
+def _write_lb(folder: Path, rng, subjects: np.ndarray, start: pd.DatetimeIndex, n_lb: int) -> int:
+    """lb.csv: ``n_lb`` results of the ten tests of :data:`LB_TESTS`, about every three weeks per subject."""
+    owner = np.sort(rng.integers(0, len(subjects), n_lb))
+    seq = pd.Series(owner).groupby(owner).cumcount().to_numpy() + 1
+    test = (seq - 1) % len(LB_TESTS)
+    day = start[owner] + pd.to_timedelta(((seq - 1) // len(LB_TESTS)) * 21 - 1, unit="D")
+    low = np.array([t[3] for t in LB_TESTS], dtype=float)[test]
+    high = np.array([t[4] for t in LB_TESTS], dtype=float)[test]
+    value = np.round(rng.uniform(0.8 * low, 1.3 * high), 2)
+    lb = pd.DataFrame({
+        "STUDYID": "BENCH", "DOMAIN": "LB", "USUBJID": subjects[owner], "LBSEQ": seq,
+        "LBTESTCD": np.array([t[0] for t in LB_TESTS])[test], "LBTEST": np.array([t[1] for t in LB_TESTS])[test],
+        "LBSTRESC": value.astype(str), "LBSTRESN": value, "LBSTRESU": np.array([t[2] for t in LB_TESTS])[test],
+        "LBSTNRLO": low, "LBSTNRHI": high, "LBBLFL": np.where(seq <= len(LB_TESTS), "Y", ""),
+        "VISIT": [f"VISIT {v}" for v in (seq - 1) // len(LB_TESTS) + 1], "LBDTC": day.strftime("%Y-%m-%d"),
+    })  # fmt: skip
+    lb.to_csv(folder / "lb.csv", index=False)
+    return len(lb)

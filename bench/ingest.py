@@ -4,7 +4,10 @@ Prints rows/s and peak MB of a full ``ingest_extract`` run and of a bare load me
 (pandas read + Core executemany on SQLite, COPY on PostgreSQL, no validation), and their ratios.
 Targets (issue 2): at least half the bare load's throughput; peak memory under 2 GB.
 
-    .venv/bin/python bench/ingest.py [--subjects 20000] [--ex 200000] [--ae 1000000] [--postgres URL]
+    .venv/bin/python bench/ingest.py [--subjects 20000] [--ex 200000] [--ae 1000000] [--lb 0] [--postgres URL]
+
+``--lb N`` adds N laboratory results (lb.csv), loaded and versioned like AE (issue 13: at least half the bare load's
+throughput with 4,000,000 LB rows for 20,000 subjects).
 
 Each measured phase runs in a forked child process, so its peak resident memory is its own.
 """
@@ -29,10 +32,18 @@ from sqlalchemy import create_engine, insert, text  # noqa: E402
 import safety_dash.analysis  # noqa: E402,F401  (imported before forking: a fixed cost, not throughput)
 from bench._study import write_csv_study  # noqa: E402
 from safety_dash.db.engine import get_engine, upgrade_database  # noqa: E402
-from safety_dash.db.models import AdverseEventVersion, ExposureVersion, Study, SubjectVersion, utcnow  # noqa: E402
+from safety_dash.db.models import (  # noqa: E402
+    AdverseEventVersion,
+    ExposureVersion,
+    LabVersion,
+    Study,
+    SubjectVersion,
+    utcnow,
+)
 from safety_dash.ingest.pipeline import ingest_extract  # noqa: E402
 
-TABLES = {"dm": SubjectVersion.__table__, "ex": ExposureVersion.__table__, "ae": AdverseEventVersion.__table__}
+TABLES = {"dm": SubjectVersion.__table__, "ex": ExposureVersion.__table__, "ae": AdverseEventVersion.__table__,
+          "lb": LabVersion.__table__}  # fmt: skip
 
 
 def bare_load(url: str, folder: Path) -> None:
@@ -43,6 +54,8 @@ def bare_load(url: str, folder: Path) -> None:
                                                           ae_key_columns="USUBJID,AESEQ", related_values="RELATED",
                                                           created_at=utcnow()))  # fmt: skip
         for domain, table in TABLES.items():
+            if not (folder / f"{domain}.csv").exists():
+                continue
             frame = pd.read_csv(folder / f"{domain}.csv", dtype=str, keep_default_na=False)
             rows = pd.DataFrame({"study_id": "BENCH", "record_key": frame["USUBJID"], "usubjid": frame["USUBJID"],
                                  "content_hash": "", "change": "new", "valid_from_run": 1,
@@ -52,6 +65,9 @@ def bare_load(url: str, folder: Path) -> None:
                     rows[column.lower()] = frame[column]
             if domain == "ex":
                 rows["exdose"] = pd.to_numeric(frame["EXDOSE"])
+            if domain == "lb":
+                for column in ("lbstresn", "lbstnrlo", "lbstnrhi"):
+                    rows[column] = pd.to_numeric(frame[column.upper()])
             if connection.dialect.name == "postgresql":
                 cursor = connection.connection.driver_connection.cursor()
                 names = ", ".join(f'"{c}"' for c in rows.columns)
@@ -121,6 +137,7 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=20_000)
     parser.add_argument("--ex", type=int, default=200_000)
     parser.add_argument("--ae", type=int, default=1_000_000)
+    parser.add_argument("--lb", type=int, default=0, help="laboratory results to add (0: none)")
     parser.add_argument(
         "--postgres",
         default=os.environ.get("SAFETY_DASH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
@@ -129,7 +146,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        counts = write_csv_study(workdir / "extract", args.subjects, args.ex, args.ae)
+        counts = write_csv_study(workdir / "extract", args.subjects, args.ex, args.ae, n_lb=args.lb)
         rows = sum(counts.values())
         _print(f"generated {counts} ({rows:,} rows)")
         kinds = ["sqlite"] + ([] if args.skip_postgres else ["postgresql"])

@@ -28,8 +28,12 @@ def test_load_rule_file_reads_the_demo_rules(tmp_path):
     path.write_text(DEMO_RULES.read_text(encoding="utf-8"), encoding="utf-8")
     ruleset = load_rule_file(path, baskets=BASKETS)
     assert ruleset.study_id == "QL1706-DEMO"
-    assert [r.kind for r in ruleset.rules] == ["event", "event", "event", "incidence", "count", "bayesian", "signal"]
-    grade5, pneumonitis, serious, incidence, count, bayesian, signal = ruleset.rules
+    kinds = ["event", "event", "event", "incidence", "count", "bayesian", "signal", "lab", "hys_law"]
+    assert [r.kind for r in ruleset.rules] == kinds
+    grade5, pneumonitis, serious, incidence, count, bayesian, signal, alt, hys_law = ruleset.rules
+    assert (alt.min_grade, dict(alt.params), alt.delivery) == (3, {"tests": ("ALT",), "direction": None,
+                                                                     "xuln_at_least": None}, "digest")  # fmt: skip
+    assert hys_law.delivery == "immediate"
     assert dict(signal.params) == {"tests": ("rising", "cohort"), "by": "pt", "q_at_most": None}
     assert (grade5.id, grade5.min_grade, grade5.delivery, grade5.line) == ("grade5", 5, "immediate", 11)
     assert (pneumonitis.pt, pneumonitis.min_grade) == (("Pneumonitis",), 3)
