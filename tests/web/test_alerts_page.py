@@ -352,6 +352,17 @@ def _row_ids(dash_duo) -> set[str]:
     return {row.get_attribute("row-id") for row in rows}
 
 
+def _scroll_to_row(dash_duo, row_id: str) -> bool:
+    """Bring the grid's row into view (the grid draws only the rows on screen); True once it is drawn."""
+    dash_duo.driver.execute_script(
+        "const api = window.dash_ag_grid && dash_ag_grid.getApi(arguments[0]);"
+        "const node = api && api.getRowNode(arguments[1]); if (node) { api.ensureNodeVisible(node, 'middle'); }",
+        ids.ALERTS_GRID,
+        row_id,
+    )
+    return row_id in _row_ids(dash_duo)
+
+
 @pytest.mark.browser
 def test_a_monitor_acknowledges_an_alert_in_the_browser(dash_duo, alerts_app, alerts_db):
     open_alerts = _alerts(alerts_db, "open")
@@ -367,7 +378,7 @@ def test_a_monitor_acknowledges_an_alert_in_the_browser(dash_duo, alerts_app, al
     dash_duo.find_element("#sign-in").click()
     dash_duo.wait_for_element(f"#{ids.ALERTS_GRID} .ag-row", timeout=30)
     assert dash_duo.driver.current_url.split("?")[0].endswith("/alerts")
-    _wait(dash_duo, lambda: alert_id in _row_ids(dash_duo), message="the alert is not listed")
+    _wait(dash_duo, lambda: _scroll_to_row(dash_duo, alert_id), message="the alert is not listed")
 
     dash_duo.find_element(f"#{ids.ALERTS_GRID} .ag-row[row-id='{alert_id}'] .ag-cell[col-id='rule']").click()
     dash_duo.wait_for_contains_text(f"#{ids.ALERTS_DETAIL_TITLE}", f"Alert {alert_id}:", timeout=20)

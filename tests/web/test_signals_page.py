@@ -255,4 +255,6 @@ def test_from_the_overview_in_three_clicks(dash_duo, signal_web_app, signal_demo
     link.click()  # click 2: the subject's profile
     _wait(dash_duo, lambda: urlparse(dash_duo.driver.current_url).path == "/subject")
     dash_duo.wait_for_contains_text(f"#{ids.SUBJECT_HEADER}", subject, timeout=30)
+    # the profile's lab panel grades the cut's laboratory values: let it finish before the server stops
+    _wait(dash_duo, lambda: dash_duo.find_element(f"#{ids.SUBJECT_LAB_PANEL}").text.strip() != "")
     assert dash_duo.get_logs() == []
