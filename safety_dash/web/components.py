@@ -389,3 +389,24 @@ def register_grid_purge(app, grid_id: str, trigger_id: str, trigger_property: st
         State(grid_id, "id"),
         prevent_initial_call=True,
     )
+
+
+def register_subject_click(app, graph_id: str) -> None:
+    """A click on a point of graph ``graph_id`` whose ``customdata`` is a USUBJID opens that subject's profile with
+    the current filters (onset distribution, eDISH, lab box plots)."""
+    from safety_dash.web import ids
+    from safety_dash.web.views import load_view  # the views stand on this module: read them when clicked
+
+    @app.callback(
+        Output(ids.URL, "href", allow_duplicate=True),
+        Input(graph_id, "clickData"),
+        State(ids.URL, "search"),
+        prevent_initial_call=True,
+    )
+    @guard_address
+    def open_subject(click, search):
+        points = (click or {}).get("points") or []
+        subject = points[0].get("customdata") if points else None
+        if not isinstance(subject, str):
+            return no_update
+        return state_href("/subject", load_view(search).state.replace(subject=subject))

@@ -10,7 +10,7 @@ once per cut. The cohort filter applies; grade, serious, related and within-wind
 from __future__ import annotations
 
 import pandas as pd
-from dash import Dash, Input, Output, State, html, no_update
+from dash import Dash, Input, Output, html
 
 from safety_dash.metrics.rates import ALL_GROUP, MISSING_GROUP
 from safety_dash.views.labs import QUADRANTS, load_cut_edish, load_lab_cut
@@ -23,12 +23,11 @@ from safety_dash.web.components import (
     build_small_table,
     build_subject_link,
     guard,
-    guard_address,
+    register_subject_click,
 )
 from safety_dash.web.figures import cohort_colours, make_empty_figure
 from safety_dash.web.figures_labs import make_edish_figure
 from safety_dash.web.pages import Page
-from safety_dash.web.state import state_href
 from safety_dash.web.views import load_view
 
 MAX_CASES_LISTED = 25  # potential Hy's law cases listed beside the plot; all of them are ringed on it
@@ -167,20 +166,7 @@ def register_callbacks(app: Dash) -> None:
         return (alert, describe_scope(view), note, figure, build_case_list(edish.cases, state),
                 build_quadrant_table(edish.quadrants))  # fmt: skip
 
-    @app.callback(
-        Output(ids.URL, "href", allow_duplicate=True),
-        Input(ids.EDISH_GRAPH, "clickData"),
-        State(ids.URL, "search"),
-        prevent_initial_call=True,
-    )
-    @guard_address
-    def open_subject(click, search):
-        """A click on a subject's point opens the subject's profile with the current filters."""
-        points = (click or {}).get("points") or []
-        subject = points[0].get("customdata") if points else None
-        if not isinstance(subject, str):
-            return no_update
-        return state_href("/subject", load_view(search).state.replace(subject=subject))
+    register_subject_click(app, ids.EDISH_GRAPH)  # a click on a subject's point opens the profile
 
 
 PAGE = Page(

@@ -12,7 +12,7 @@ import json
 
 import dash_ag_grid as dag
 import pandas as pd
-from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash import Dash, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from safety_dash.metrics.labs import DIRECTIONS
@@ -37,6 +37,7 @@ from safety_dash.web.components import (
     guard,
     guard_address,
     number_column,
+    register_subject_click,
     write_search,
 )
 from safety_dash.web.figures import cohort_colours, make_empty_figure
@@ -44,7 +45,6 @@ from safety_dash.web.figures_labs import make_lab_box_figure, make_worst_grade_f
 from safety_dash.web.lab_panel import register_lab_panel
 from safety_dash.web.listing import json_records
 from safety_dash.web.pages import Page
-from safety_dash.web.state import state_href
 from safety_dash.web.views import load_view
 
 NO_LAB_DATA = "This cut has no laboratory data (no LB or ADLB records were loaded for the study)."
@@ -337,20 +337,7 @@ def register_callbacks(app: Dash) -> None:
             raise PreventUpdate
         return write_search(search, state.replace(lab=chosen[0], lab_dir=DIRECTION_WORDS.get(chosen[1])))
 
-    @app.callback(
-        Output(ids.URL, "href", allow_duplicate=True),
-        Input(ids.LABS_BOX, "clickData"),
-        State(ids.URL, "search"),
-        prevent_initial_call=True,
-    )
-    @guard_address
-    def open_subject(click, search):
-        """A click on a grade ≥ 2 value opens the subject's profile."""
-        points = (click or {}).get("points") or []
-        subject = points[0].get("customdata") if points else None
-        if not isinstance(subject, str):
-            return no_update
-        return state_href("/subject", load_view(search).state.replace(subject=subject))
+    register_subject_click(app, ids.LABS_BOX)  # a click on a subject's point opens the profile
 
     register_lab_panel(app)
 

@@ -4,7 +4,7 @@ competing event) and the distribution of first onset days per term or basket; a 
 from __future__ import annotations
 
 import pandas as pd
-from dash import Dash, Input, Output, State, html, no_update
+from dash import Dash, Input, Output, State, html
 from dash.exceptions import PreventUpdate
 
 from safety_dash.metrics.rates import ALL_GROUP
@@ -16,6 +16,7 @@ from safety_dash.web.components import (
     build_small_table,
     guard,
     guard_address,
+    register_subject_click,
     write_search,
 )
 from safety_dash.web.figures import (
@@ -139,20 +140,7 @@ def register_callbacks(app: Dash) -> None:
             raise PreventUpdate
         return write_search(search, state)
 
-    @app.callback(
-        Output(ids.URL, "href", allow_duplicate=True),
-        Input(ids.ONSET_DISTRIBUTION, "clickData"),
-        State(ids.URL, "search"),
-        prevent_initial_call=True,
-    )
-    @guard_address
-    def open_subject(click, search):
-        """A click on a subject's point opens the subject's profile."""
-        points = (click or {}).get("points") or []
-        subject = points[0].get("customdata") if points else None
-        if not isinstance(subject, str):
-            return no_update
-        return state_href("/subject", load_view(search).state.replace(subject=subject))
+    register_subject_click(app, ids.ONSET_DISTRIBUTION)  # a click on a subject's point opens the profile
 
 
 PAGE = Page(path="/onset", name="Onset", title="Time to onset", layout=layout, register_callbacks=register_callbacks)
