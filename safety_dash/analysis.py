@@ -112,6 +112,18 @@ def derive_cut(
     return subjects, events
 
 
+def load_derived_subjects(bind, run_id: int) -> pd.DataFrame:
+    """The stored subject derivations of cut ``run_id`` (the ``subjects`` of :func:`load_derived_frames`), without
+    reading the cut's events (laboratory values need only the subjects)."""
+    subjects = run_query(bind, "derived_subjects_dm", run_id=run_id)
+    subjects = _with_extra_columns(_upper_text(subjects.rename(columns={"cohort": GROUP_COLUMN})))
+    for column in ("TRTSDT", "TRTEDT", "DTHDT", "WINDOW_END"):
+        subjects[column] = pd.to_datetime(subjects[column].replace("", None))
+    subjects["SAFFL"] = subjects["SAFFL"].astype(bool)
+    subjects["DAYS_AT_RISK"] = pd.to_numeric(subjects["DAYS_AT_RISK"]).astype("Int64")
+    return subjects
+
+
 def load_derived_frames(bind, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The stored derivations of cut ``run_id`` in the metrics' naming: (subjects, events).
 
@@ -120,12 +132,7 @@ def load_derived_frames(bind, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     changed or unchanged against the previous cut), VALID_FROM_RUN and the raw values a listing shows. Views,
     alerts and the ``rates`` command all start here, so they all count the same events.
     """
-    subjects = run_query(bind, "derived_subjects_dm", run_id=run_id)
-    subjects = _with_extra_columns(_upper_text(subjects.rename(columns={"cohort": GROUP_COLUMN})))
-    for column in ("TRTSDT", "TRTEDT", "DTHDT", "WINDOW_END"):
-        subjects[column] = pd.to_datetime(subjects[column].replace("", None))
-    subjects["SAFFL"] = subjects["SAFFL"].astype(bool)
-    subjects["DAYS_AT_RISK"] = pd.to_numeric(subjects["DAYS_AT_RISK"]).astype("Int64")
+    subjects = load_derived_subjects(bind, run_id)
     events = _upper_text(run_query(bind, "derived_events", run_id=run_id)).rename(columns={"AE_VERSION_ID": "AE_ID"})
     for column in ("AE_ID", "VALID_FROM_RUN", "EVENT_ID"):
         events[column] = events[column].astype(int)

@@ -12,7 +12,7 @@ import functools
 
 import pandas as pd
 
-from safety_dash.analysis import GROUP_COLUMN, CutContext, load_derived_frames
+from safety_dash.analysis import GROUP_COLUMN, CutContext, load_derived_subjects
 from safety_dash.db.queries import run_query
 from safety_dash.metrics.labs import (
     CRITERIA_FILE,
@@ -53,7 +53,7 @@ def load_cut_lab_records(bind, cut: CutContext) -> pd.DataFrame:
 def compute_cut_lab_values(bind, cut: CutContext) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(values, subjects): every LB record of the cut graded (:func:`derive_lab_values`, with LB_ID, VISIT,
     VISITNUM and VALID_FROM_RUN carried over) and the cut's derived subjects (with COHORT_GROUP)."""
-    subjects, _ = load_derived_frames(bind, cut.run_id)
+    subjects = load_derived_subjects(bind, cut.run_id)
     lb = load_cut_lab_records(bind, cut)
     values = derive_lab_values(lb, subjects, cut.cutoff, cut.window_days, load_lab_criteria())
     for column in ("LB_ID", "VISIT", "VISITNUM", "VALID_FROM_RUN"):

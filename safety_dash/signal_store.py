@@ -34,8 +34,9 @@ def load_previous_cut(bind, run_id: int) -> tuple[int, dt.date] | None:
     return int(previous.iloc[0]["run_id"]), pd.Timestamp(previous.iloc[0]["cutoff"]).date()
 
 
-def _rising_since(previous: tuple[int, dt.date] | None, cutoff: dt.date) -> dt.date | None:
-    """The previous cutoff t0, or None when there is no earlier cut or it is not before this cut's cutoff.
+def compute_rising_since(previous: tuple[int, dt.date] | None, cutoff: dt.date) -> dt.date | None:
+    """The previous cutoff t0 of the ``rising`` test (``previous`` as :func:`load_previous_cut` gives it), or None
+    when there is no earlier cut or it is not before this cut's cutoff.
 
     A re-delivery with the same (or an earlier) cutoff has no dates after t0: it gets no ``rising`` rows.
     """
@@ -70,7 +71,7 @@ def derive_cut_signals(
     Replaces what was stored for the cut (idempotent).
     """
     previous = load_previous_cut(connection, cut.run_id)
-    since = _rising_since(previous, cut.cutoff)
+    since = compute_rising_since(previous, cut.cutoff)
     connection.execute(delete(DerivedSignal).where(DerivedSignal.run_id == cut.run_id))
     tables = {}
     for analysis in STORED_ANALYSES:
@@ -149,7 +150,7 @@ def compute_cut_signals(
         subjects, events = load_derived_frames(bind, run_id)
         if group_col not in subjects.columns:
             raise ValueError(f"--group {group} is not a DM column of study {cut.study_id}")
-        since = _rising_since(previous, cutoffs[run_id])
+        since = compute_rising_since(previous, cutoffs[run_id])
         current = compute_signals(
             events, subjects, by, group_col, since, cutoffs[run_id], baskets, min_grade, serious, related
         )

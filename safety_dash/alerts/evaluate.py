@@ -39,7 +39,7 @@ from safety_dash.audit import record_event
 from safety_dash.db.models import utcnow
 from safety_dash.db.queries import run_query
 from safety_dash.lab_values import compute_cut_lab_values
-from safety_dash.signal_store import load_previous_cut
+from safety_dash.signal_store import compute_rising_since, load_previous_cut
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,7 @@ def record_rules_loaded(connection: Connection, study_id: str, path: Path, n_rul
 def load_cut_info(connection: Connection, run_id: int) -> CutInfo:
     """The study and cutoff of a succeeded cut; fails with a sentence for any other run."""
     cut = resolve_cut(connection, run_id=run_id)
-    previous = load_previous_cut(connection, run_id)
-    previous_cutoff = previous[1] if previous is not None and previous[1] < cut.cutoff else None
+    previous_cutoff = compute_rising_since(load_previous_cut(connection, run_id), cut.cutoff)
     return CutInfo(cut.run_id, cut.study_id, cut.cutoff, previous_cutoff=previous_cutoff)
 
 
