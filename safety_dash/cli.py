@@ -346,6 +346,17 @@ def cmd_users_reset_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_cut_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--study`` and ``--cut``: which data cut a command reads (default: the latest succeeded one)."""
+    parser.add_argument("--study", help="study id (default: the study of the latest cut)")
+    parser.add_argument("--cut", type=int, metavar="RUN_ID", help="data cut (default: the latest succeeded)")
+
+
+def add_group_argument(parser: argparse.ArgumentParser) -> None:
+    """``--group``: the DM column a table is grouped by."""
+    parser.add_argument("--group", help="DM column to group by (default: the study's cohort column, else ACTARM)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(
@@ -387,27 +398,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     rates = add("rates", cmd_rates)
     rates.add_argument("--by", choices=("soc", "pt", "basket"), required=True)
-    rates.add_argument("--group", help="DM column to group by (default: the study's cohort column, else ACTARM)")
+    add_group_argument(rates)
     rates.add_argument("--min-grade", type=int, choices=range(1, 6), metavar="N", help="count events of grade >= N")
     rates.add_argument("--serious", action="store_true", help="count serious events only")
     rates.add_argument("--related", action="store_true", help="count related events only")
-    rates.add_argument("--study", help="study id (default: the study of the latest cut)")
-    rates.add_argument("--cut", type=int, metavar="RUN_ID", help="data cut (default: the latest succeeded)")
+    add_cut_arguments(rates)
     rates.add_argument("--format", choices=("csv", "json"), default="csv")
 
     signals = add("signals", cmd_signals)
     signals.add_argument("--by", choices=("pt", "soc", "basket"), default="pt", help="term level (default pt)")
-    signals.add_argument("--group", help="DM column to group by (default: the study's cohort column, else ACTARM)")
+    add_group_argument(signals)
     signals.add_argument("--min-grade", type=int, choices=range(1, 6), metavar="N", help="count events of grade >= N")
     signals.add_argument("--serious", action="store_true", help="count serious events only")
     signals.add_argument("--related", action="store_true", help="count related events only")
-    signals.add_argument("--study", help="study id (default: the study of the latest cut)")
-    signals.add_argument("--cut", type=int, metavar="RUN_ID", help="data cut (default: the latest succeeded)")
+    add_cut_arguments(signals)
     signals.add_argument("--format", choices=("csv", "json"), default="csv")
 
     report = add("report", cmd_report)
-    report.add_argument("--study", help="study id (default: the study of the latest cut)")
-    report.add_argument("--cut", type=int, metavar="RUN_ID", help="data cut (default: the latest succeeded)")
+    add_cut_arguments(report)
     report.add_argument("--since", type=int, metavar="RUN_ID", help="list records new or changed since this cut "
                         "(default: the previous cut)")  # fmt: skip
     report.add_argument("--out", metavar="PATH", help="file to write (default: committee-pack_<study>_cut<run>_...)")
@@ -415,11 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     labs = add("labs", cmd_labs)
     labs.add_argument("--by", choices=("test",), default="test", help="one row per group and lab test (direction)")
-    labs.add_argument("--group", help="DM column to group by (default: the study's cohort column, else ACTARM)")
+    add_group_argument(labs)
     labs.add_argument("--min-grade", type=int, choices=range(1, 5), metavar="N",
                       help="only tests where some subject's worst grade is >= N")  # fmt: skip
-    labs.add_argument("--study", help="study id (default: the study of the latest cut)")
-    labs.add_argument("--cut", type=int, metavar="RUN_ID", help="data cut (default: the latest succeeded)")
+    add_cut_arguments(labs)
     labs.add_argument("--format", choices=("csv", "json"), default="csv")
 
     study_commands = group("study", "Study settings: risk window, cohort column, AE key.")
