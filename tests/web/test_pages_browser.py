@@ -72,9 +72,11 @@ def grid_values(dash_duo, grid_id: str, column: str) -> list[str]:
 
 
 def grid_row_count(dash_duo, grid_id: str) -> int:
-    """The total the grid's pager reports ("1 to 50 of 540" -> 540)."""
+    """The total the grid's pager reports ("1 to 50 of 540" -> 540); -1 while it does not know it yet ("of more",
+    as it says while a refreshed page is on its way)."""
     text = dash_duo.find_element(f"#{grid_id} .ag-paging-row-summary-panel").text
-    return int(text.rsplit(" ", 1)[-1].replace(",", "")) if " of " in text else -1
+    total = text.rsplit(" of ", 1)[-1].replace(",", "") if " of " in text else ""
+    return int(total) if total.isdigit() else -1
 
 
 def expected_overview(demo_db, run_id: int):
