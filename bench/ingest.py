@@ -1,10 +1,12 @@
 """Benchmark: ingest a generated study (CSV) into SQLite and PostgreSQL, validation and derivation included.
 
 Prints rows/s and peak MB of a full ``ingest_extract`` run and of a bare load measured in the same run
-(pandas read + Core executemany on SQLite, COPY on PostgreSQL, no validation), and their ratios.
+(pandas read + Core executemany on SQLite; on PostgreSQL pandas read + ``COPY`` of CSV written by pyarrow, the path
+the ingestion's own bulk inserts take; no validation), and their ratios.
 Targets (issue 2): at least half the bare load's throughput; peak memory under 2 GB.
 
     .venv/bin/python bench/ingest.py [--subjects 20000] [--ex 200000] [--ae 1000000] [--lb 0] [--postgres URL]
+                                     [--skip-sqlite] [--skip-postgres] [--repeat 1]
 
 ``--lb N`` adds N laboratory results (lb.csv), loaded and versioned like AE (issue 13: at least half the bare load's
 throughput with 4,000,000 LB rows for 20,000 subjects).
@@ -31,6 +33,7 @@ from sqlalchemy import create_engine, insert, text  # noqa: E402
 
 import safety_dash.analysis  # noqa: E402,F401  (imported before forking: a fixed cost, not throughput)
 from bench._study import write_csv_study  # noqa: E402
+from safety_dash.db.bulk import bulk_insert  # noqa: E402
 from safety_dash.db.engine import get_engine, upgrade_database  # noqa: E402
 from safety_dash.db.models import (  # noqa: E402
     AdverseEventVersion,
@@ -47,7 +50,8 @@ TABLES = {"dm": SubjectVersion.__table__, "ex": ExposureVersion.__table__, "ae":
 
 
 def bare_load(url: str, folder: Path) -> None:
-    """The baseline: read each CSV with pandas and insert its rows as they are, nothing checked or derived."""
+    """The baseline: read each CSV with pandas and insert its rows as they are, with their record keys, nothing
+    checked, hashed or derived."""
     engine = get_engine(url)
     with engine.begin() as connection:
         connection.execute(insert(Study.__table__).values(study_id="BENCH", window_days=90, ctcae_version="5.0",
@@ -57,7 +61,10 @@ def bare_load(url: str, folder: Path) -> None:
             if not (folder / f"{domain}.csv").exists():
                 continue
             frame = pd.read_csv(folder / f"{domain}.csv", dtype=str, keep_default_na=False)
-            rows = pd.DataFrame({"study_id": "BENCH", "record_key": frame["USUBJID"], "usubjid": frame["USUBJID"],
+            # Each row's own record key, as ingestion writes it (USUBJID, or USUBJID|--SEQ): the table's index of
+            # current versions holds one entry per record, not one per subject.
+            key = frame["USUBJID"] if domain == "dm" else frame["USUBJID"] + "|" + frame[f"{domain.upper()}SEQ"]
+            rows = pd.DataFrame({"study_id": "BENCH", "record_key": key, "usubjid": frame["USUBJID"],
                                  "content_hash": "", "change": "new", "valid_from_run": 1,
                                  "source_row": 0})  # fmt: skip
             for column in frame.columns:
@@ -69,11 +76,7 @@ def bare_load(url: str, folder: Path) -> None:
                 for column in ("lbstresn", "lbstnrlo", "lbstnrhi"):
                     rows[column] = pd.to_numeric(frame[column.upper()])
             if connection.dialect.name == "postgresql":
-                cursor = connection.connection.driver_connection.cursor()
-                names = ", ".join(f'"{c}"' for c in rows.columns)
-                with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-                    for row in rows.itertuples(index=False):
-                        copy.write_row(row)
+                bulk_insert(connection, table, rows)  # COPY in CSV written by pyarrow: the fastest COPY we know
             else:
                 connection.execute(insert(table), rows.to_dict("records"))
 
@@ -143,21 +146,26 @@ def main() -> None:
         default=os.environ.get("SAFETY_DASH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
     )
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each, alternated; the fastest is kept")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         counts = write_csv_study(workdir / "extract", args.subjects, args.ex, args.ae, n_lb=args.lb)
         rows = sum(counts.values())
         _print(f"generated {counts} ({rows:,} rows)")
-        kinds = ["sqlite"] + ([] if args.skip_postgres else ["postgresql"])
+        kinds = ([] if args.skip_sqlite else ["sqlite"]) + ([] if args.skip_postgres else ["postgresql"])
         for kind in kinds:
             figures = {}
-            for name, target in (("bare load", bare_load), ("safety-dash ingest", full_ingest)):
-                url, drop = fresh_database(kind, workdir, args.postgres)
-                try:
-                    figures[name] = measure(target, url, workdir / "extract")
-                finally:
-                    drop()
+            for _ in range(args.repeat):  # alternated, the fastest of each kept: a busy moment hits one run only
+                for name, target in (("bare load", bare_load), ("safety-dash ingest", full_ingest)):
+                    url, drop = fresh_database(kind, workdir, args.postgres)
+                    try:
+                        run = measure(target, url, workdir / "extract")
+                    finally:
+                        drop()
+                    if name not in figures or run[0] < figures[name][0]:
+                        figures[name] = run
             (bare_s, _, _), (full_s, full_mb, phases) = figures["bare load"], figures["safety-dash ingest"]
             _print(f"\n{kind}")
             for name, (seconds, peak, _) in figures.items():
@@ -166,9 +174,9 @@ def main() -> None:
             ratio = bare_s / full_s
             verdict = "met" if ratio >= 0.5 else "NOT met"
             _print(f"  throughput ratio ingest/bare = {ratio:.2f} (target >= 0.50: {verdict})")
-            loading = full_s - phases.get("derive and commit", 0.0)
-            _print(f"  without the cut's derivations (issue 3's step, same transaction): {rows / loading:,.0f} rows/s,"
-                   f" ratio {bare_s / loading:.2f}")  # fmt: skip
+            loading = full_s - phases.get("derivations stored, commit", 0.0)
+            _print(f"  without storing the cut's derivations (issue 3's step, same transaction): {rows / loading:,.0f}"
+                   f" rows/s, ratio {bare_s / loading:.2f}")  # fmt: skip
             _print(f"  peak memory {full_mb:.0f} MB (target < 2048 MB: {'met' if full_mb < 2048 else 'NOT met'})")
 
 

@@ -58,14 +58,15 @@ def load_cut_context(connection, run_id: int) -> CutContext:
 
 
 def load_cut_frames(connection: Connection, cut: CutContext) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """DM, EX and AE of the cut as the metrics expect them: upper-case SDTM names, text, '' for missing."""
+    """DM, EX and AE of the cut as loading returns them: upper-case SDTM names, text, '' for missing, AE's version id
+    in ID (:func:`prepare_cut_frames` readies them for the metrics)."""
     params = {"study_id": cut.study_id, "run_id": cut.run_id}
     dm = run_query(connection, "cut_subjects", **params)
     dm = _with_extra_columns(_upper_text(dm))
     ex = _upper_text(run_query(connection, "cut_exposure", **params))
     ex["EXDOSE"] = pd.to_numeric(ex["EXDOSE"].replace("", None), errors="coerce")
     ae = _upper_text(run_query(connection, "cut_adverse_events", **params))
-    return prepare_cut_frames(cut, dm, ex, ae)
+    return dm, ex, ae
 
 
 def prepare_cut_frames(
@@ -87,9 +88,18 @@ def cohort_column_of(cut: CutContext, dm: pd.DataFrame) -> str:
     return "COHORT" if "COHORT" in dm.columns else "ACTARM"
 
 
-def derive_cut(
-    connection: Connection, run_id: int, records: dict[str, pd.DataFrame] | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+@dataclass(frozen=True)
+class DerivedCut:
+    """What :func:`derive_cut` computed: the derivations in the metrics' naming, and the rows it stored from them
+    (``derived_subjects`` and ``derived_events`` columns, lower-case)."""
+
+    subjects: pd.DataFrame
+    events: pd.DataFrame
+    subject_rows: pd.DataFrame
+    event_rows: pd.DataFrame
+
+
+def derive_cut(connection: Connection, run_id: int, records: dict[str, pd.DataFrame] | None = None) -> DerivedCut:
     """Compute and store the subject- and event-level derivations and the signals of cut ``run_id``; return them.
 
     ``records`` are the cut's DM, EX and AE as loading returned them; without them they are read back from the
@@ -97,19 +107,44 @@ def derive_cut(
     """
     cut = load_cut_context(connection, run_id)
     if records is None:
-        dm, ex, ae = load_cut_frames(connection, cut)
-    else:
-        dm, ex, ae = prepare_cut_frames(cut, records["dm"], records["ex"], records["ae"])
+        records = dict(zip(("dm", "ex", "ae"), load_cut_frames(connection, cut), strict=True))
+    derived = compute_cut_derivations(cut, records)
+    store_cut_derivations(connection, cut, derived)
+    return derived
+
+
+def compute_cut_derivations(cut: CutContext, records: dict[str, pd.DataFrame]) -> DerivedCut:
+    """The derivations of ``cut`` from its DM, EX and AE records (``records``), and the rows that store them; reads
+    and writes nothing (ingestion computes them while the cut's records are still being written)."""
+    dm, ex, ae = prepare_cut_frames(cut, records["dm"], records["ex"], records["ae"])
     subjects = derive_subject_exposure(dm, ex, cut.cutoff, cut.window_days)
     events = derive_events(ae, subjects, cut.cutoff, cut.window_days, cut.related_values, cut.episode_key)
-    connection.execute(delete(DerivedEvent).where(DerivedEvent.run_id == run_id))
-    connection.execute(delete(DerivedSubject).where(DerivedSubject.run_id == run_id))
-    bulk_insert(connection, DerivedSubject.__table__, _subject_rows(subjects, run_id))
-    bulk_insert(connection, DerivedEvent.__table__, _event_rows(events, run_id))
+    rows = stored_subject_rows(subjects, cut.run_id), stored_event_rows(events, cut.run_id)
+    return DerivedCut(subjects, events, *rows)
+
+
+def store_cut_derivations(connection: Connection, cut: CutContext, derived: DerivedCut) -> None:
+    """Replace the stored derivations of ``cut`` with ``derived``, and derive and store its signals."""
+    connection.execute(delete(DerivedEvent).where(DerivedEvent.run_id == cut.run_id))
+    connection.execute(delete(DerivedSubject).where(DerivedSubject.run_id == cut.run_id))
+    bulk_insert(connection, DerivedSubject.__table__, derived.subject_rows)
+    bulk_insert(connection, DerivedEvent.__table__, derived.event_rows)
     from safety_dash.signal_store import derive_cut_signals  # signal_store reads cuts through this module
 
-    derive_cut_signals(connection, cut, subjects, events)
-    return subjects, events
+    derive_cut_signals(connection, cut, derived.subjects, derived.events)
+
+
+def derived_read_model_columns(derived: DerivedCut):
+    """The read model columns of a cut just derived (:class:`safety_dash.readmodel.frames.CutColumns`): the same as
+    :func:`safety_dash.readmodel.frames.read_cut_columns` reads back once the cut is stored (a test holds the two
+    equal), without reading a million rows back from the database."""
+    from safety_dash.readmodel.frames import EVENT_TEXT_COLUMNS, columns_from_rows
+
+    events = derived.event_rows.copy(deep=False)
+    for column in EVENT_TEXT_COLUMNS:
+        if column not in events.columns:  # the AE record's values a listing shows (aeseq, aeterm, ...)
+            events[column] = derived.events[column.upper()].to_numpy()
+    return columns_from_rows(derived.subject_rows, events)
 
 
 def load_derived_subjects(bind, run_id: int) -> pd.DataFrame:
@@ -187,7 +222,8 @@ def load_baskets(path: Path) -> dict[str, frozenset[str]]:
         return parse_baskets(yaml.safe_load(handle))
 
 
-def _subject_rows(subjects: pd.DataFrame, run_id: int) -> pd.DataFrame:
+def stored_subject_rows(subjects: pd.DataFrame, run_id: int) -> pd.DataFrame:
+    """The ``derived_subjects`` rows of ``subjects`` (lower-case columns, '' cohort as NULL)."""
     frame = pd.DataFrame(
         {
             "run_id": run_id,
@@ -206,7 +242,8 @@ def _subject_rows(subjects: pd.DataFrame, run_id: int) -> pd.DataFrame:
     return frame
 
 
-def _event_rows(events: pd.DataFrame, run_id: int) -> pd.DataFrame:
+def stored_event_rows(events: pd.DataFrame, run_id: int) -> pd.DataFrame:
+    """The ``derived_events`` rows of ``events``; RECORD_CHANGE is 'unchanged' for a version of an earlier cut."""
     change = events["CHANGE"].where(events["VALID_FROM_RUN"].astype(int) == run_id, "unchanged")
     frame = pd.DataFrame(
         {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,3 +32,25 @@ def run_query(bind: Engine | Connection, name: str, **params: Any) -> pd.DataFra
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
     result = bind.execute(statement, params)
     return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def run_query_chunks(bind: Engine | Connection, name: str, chunk_rows: int, **params: Any) -> Iterator[pd.DataFrame]:
+    """The rows of the named query as DataFrames of at most ``chunk_rows`` rows, streamed from the server (a
+    server-side cursor on PostgreSQL): millions of rows are never held as Python row objects all at once."""
+    statement = text(load_query_text(name))
+    if isinstance(bind, Engine):
+        with bind.connect() as connection:
+            yield from _chunks(connection, statement, chunk_rows, params)
+        return
+    yield from _chunks(bind, statement, chunk_rows, params)
+
+
+def _chunks(connection: Connection, statement, chunk_rows: int, params: dict) -> Iterator[pd.DataFrame]:
+    result = connection.execution_options(stream_results=True, yield_per=chunk_rows).execute(statement, params)
+    columns = list(result.keys())
+    empty = True
+    for rows in result.partitions(chunk_rows):
+        empty = False
+        yield pd.DataFrame(rows, columns=columns)
+    if empty:
+        yield pd.DataFrame(columns=columns)

@@ -7,6 +7,7 @@ first file is on record. Loading and deriving share one transaction: the cut app
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from safety_dash.audit import record_event
+from safety_dash.db.bulk import bulk_insert_meanwhile
 from safety_dash.db.engine import get_engine
 from safety_dash.db.models import IngestionRun, Study, utcnow
 from safety_dash.identifiers import IdentifierError, check_identifier
@@ -26,6 +28,8 @@ from safety_dash.ingest.readers import FileProblem, SourceFile, find_domain_file
 from safety_dash.ingest.sdtm import OPTIONAL_DOMAINS, empty_exposure, map_adam
 from safety_dash.ingest.validate import validate_extract
 from safety_dash.processes import current_host, is_dead_here
+
+log = logging.getLogger(__name__)
 
 CUTOFF_FILE = "cutoff.txt"
 EXIT_OK, EXIT_ERROR, EXIT_FILE_PROBLEM = 0, 1, 2
@@ -43,7 +47,7 @@ class RunResult:
     domains: dict[str, dict[str, int]] = field(default_factory=dict)
     exit_code: int = EXIT_OK
     quarantine: list[dict[str, Any]] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)  # per phase: read, validate, load, derive and commit
+    seconds: dict[str, float] = field(default_factory=dict)  # per phase (see _run's clock.lap calls)
     files: list[dict[str, Any]] = field(default_factory=list)  # what the run read: see :func:`describe_files`
     accepted_large_change: bool = False
 
@@ -176,11 +180,17 @@ def _run(
         if findings and not accept_large_change:
             raise LargeChange(findings)  # rolls the load back
         del sources  # the cut's records live on in loaded.frames; free the rest before deriving
-        clock.lap("load")
         from safety_dash import analysis  # the analysis floor sits above ingestion
 
-        analysis.derive_cut(connection, run_id, loaded.frames)
-        del loaded
+        cut = analysis.load_cut_context(connection, run_id)
+        # The new versions are written while the derivations and the read model's columns are computed from the
+        # frames in hand (on PostgreSQL the server's COPY runs on one core, this on the other).
+        with bulk_insert_meanwhile(connection, loaded.versions):
+            derived = analysis.compute_cut_derivations(cut, loaded.frames)
+            columns = read_model_columns(derived)
+        clock.lap("load, derivations computed meanwhile")
+        analysis.store_cut_derivations(connection, cut, derived)
+        del loaded, derived
         message = summarise_counts(counts)
         if findings:
             message += "; accepted with --accept-large-change: the run would " + "; ".join(findings)
@@ -190,10 +200,11 @@ def _run(
             .values(counts=counts, derived_at=utcnow(), accepted_large_change=bool(findings))
         )
         _finish_run(connection, run_id, "succeeded", message)
-    clock.lap("derive and commit")
+    clock.lap("derivations stored, commit")
     from safety_dash.readmodel import save_read_model_after_ingestion
 
-    save_read_model_after_ingestion(engine, run_id)  # the web workers' file of the cut; a failure is logged only
+    # The web workers' file of the cut, from the derivations in hand; a failure is logged only.
+    save_read_model_after_ingestion(engine, run_id, columns)
     clock.lap("read model")
     quarantine = extract.quarantine.drop(columns=["raw"]).to_dict("records")
     result = RunResult(
@@ -202,6 +213,18 @@ def _run(
     )  # fmt: skip
     result.seconds = clock.laps
     return result
+
+
+def read_model_columns(derived):
+    """The read model's columns of a cut just derived, or None when they cannot be computed (logged: the read model
+    is then written from the database, and the cut is not failed for it)."""
+    from safety_dash.analysis import derived_read_model_columns
+
+    try:
+        return derived_read_model_columns(derived)
+    except Exception:
+        log.exception("the read model's columns of the new cut could not be computed from its derivations")
+        return None
 
 
 def describe_files(sources: dict[str, SourceFile]) -> list[dict[str, Any]]:

@@ -247,23 +247,32 @@ def open_cut_frames(root: Path, cut: CutInfo) -> CutFrames | None:
 # --- what ingestion and the command call ------------------------------------------------------------------------
 
 
-def save_read_model(engine: Engine, run_id: int, root: Path | None = None, replace: bool = False) -> Path:
-    """Read the stored derivations of cut ``run_id`` from the database and write its read model; return its folder.
+def save_read_model(
+    engine: Engine,
+    run_id: int,
+    root: Path | None = None,
+    replace: bool = False,
+    columns: CutColumns | None = None,
+) -> Path:
+    """Write the read model of cut ``run_id``; return its folder.
 
-    Ingestion calls it once the cut is committed; ``python -m safety_dash readmodel build`` for cuts loaded before.
+    ``columns`` are the cut's columns when the caller holds its derivations (ingestion, right after the commit:
+    :func:`safety_dash.analysis.derived_read_model_columns`); without them they are read from the database
+    (``python -m safety_dash readmodel build``, for cuts loaded before).
     """
     cut = load_cut(engine, run_id)
     if cut is None or cut.status != "succeeded":
         raise ValueError(f"run {run_id} is not a succeeded data cut; only a data cut has a read model")
-    return write_cut_files(root or read_model_root(), cut, read_cut_columns(engine, run_id), replace=replace)
+    found = columns if columns is not None else read_cut_columns(engine, run_id)
+    return write_cut_files(root or read_model_root(), cut, found, replace=replace)
 
 
-def save_read_model_after_ingestion(engine: Engine, run_id: int) -> Path | None:
+def save_read_model_after_ingestion(engine: Engine, run_id: int, columns: CutColumns | None = None) -> Path | None:
     """:func:`save_read_model` for a cut just committed; a failure is logged, not raised: the cut stands, and the
     web workers read it from the database until ``readmodel build`` writes the file."""
     started = time.perf_counter()
     try:
-        folder = save_read_model(engine, run_id)
+        folder = save_read_model(engine, run_id, columns=columns)
     except Exception:  # the cut is committed: a missing read model only makes the first page slower
         log.exception(
             "writing the read model of cut %s failed; the web workers read the cut from the database until "

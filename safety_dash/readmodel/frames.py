@@ -215,6 +215,17 @@ def frame_event_columns(chunks, subjects: pd.DataFrame) -> tuple[dict[str, np.nd
     return numbers, text
 
 
+def columns_from_rows(subject_rows: pd.DataFrame, event_rows: pd.DataFrame) -> CutColumns:
+    """:class:`CutColumns` of a cut from its ``derived_subjects`` rows and its ``derived_events`` rows with the AE
+    values of :data:`EVENT_TEXT_COLUMNS` (lower-case columns, as stored): what :func:`read_cut_columns` gives once
+    they are in the database, built from the frames ingestion holds."""
+    subjects = frame_subjects(subject_rows.sort_values("usubjid", kind="stable").reset_index(drop=True))
+    # In record order, as the database path reads them: the distinct texts are then listed in the same order.
+    order = np.argsort(event_rows["ae_version_id"].to_numpy(), kind="stable")
+    numbers, text = frame_event_columns(event_rows.iloc[order], subjects)
+    return CutColumns(subjects, numbers, text)
+
+
 def read_event_chunks(engine: Engine, run_id: int, chunk_rows: int = CHUNK_ROWS):
     """The cut's event rows in chunks of ``chunk_rows``, read by record id (``web_cut_events_chunk``)."""
     after = 0

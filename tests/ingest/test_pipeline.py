@@ -213,7 +213,10 @@ def test_ingest_extract_fails_on_text_that_is_not_utf8(database_url, tmp_path):
     assert result.message == "ae.csv, row 3, column AETERM: byte 0x92 is not UTF-8 text; save the file as UTF-8"
 
 
-def test_ingest_extract_fails_whole_when_the_database_fails_midway(database_url, tmp_path, monkeypatch):
+# Storing the derivations runs after the versions are written; computing them, while they are being written (on
+# PostgreSQL the COPY runs in a thread meanwhile, which must be over before the transaction is rolled back).
+@pytest.mark.parametrize("failing", ["store_cut_derivations", "compute_cut_derivations"])
+def test_ingest_extract_fails_whole_when_the_database_fails_midway(database_url, tmp_path, monkeypatch, failing):
     first, current = _previous_cut_and_counts(database_url, tmp_path)
     extract = standard_extract()
     extract["ae"][0]["AETOXGR"] = "4"
@@ -222,7 +225,7 @@ def test_ingest_extract_fails_whole_when_the_database_fails_midway(database_url,
     def fail(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr("safety_dash.analysis.derive_cut", fail)  # runs after the versions are written
+    monkeypatch.setattr(f"safety_dash.analysis.{failing}", fail)
     result = ingest_extract(database_url, write_extract(tmp_path / "cut2", extract), cutoff=CUTOFF)
     assert (result.status, result.exit_code) == ("failed", 1)
     assert result.message == "RuntimeError: database went away"

@@ -295,3 +295,20 @@ def test_on_the_pilot_the_shift_tables_are_the_metrics(pilot):
         expected = compute_shift_table(values, test, direction, subjects, GROUP_COLUMN)
         shown = lab.shifts.loc[(lab.shifts["test"] == test) & (lab.shifts["direction"] == direction)]
         assert shown.drop(columns=["test", "direction"]).reset_index(drop=True).equals(expected), (test, direction)
+
+
+def test_the_pilot_lb_read_in_chunks_equals_it_read_in_one_piece(pilot):
+    # 59,580 records in chunks of 7,001 (the last one short), each repeated text held once across chunks.
+    from safety_dash.analysis import resolve_cut
+    from safety_dash.lab_values import load_cut_lab_records
+
+    engine = get_engine(pilot.url)
+    cut = resolve_cut(engine, None, pilot.run_id)
+    whole = load_cut_lab_records(engine, cut, chunk_rows=10**9)
+    chunked = load_cut_lab_records(engine, cut, chunk_rows=7_001)
+    assert len(whole) == 59_580
+    pd.testing.assert_frame_equal(chunked, whole)
+    codes = chunked["LBTESTCD"].to_numpy()
+    first_alt = np.flatnonzero(codes == "ALT")
+    assert first_alt[0] < 7_001 < first_alt[-1]
+    assert codes[first_alt[0]] is codes[first_alt[-1]]  # one string object for every ALT of the cut
