@@ -277,11 +277,14 @@ def bench_callbacks(args) -> None:
     app = create_app(settings)
     engine = get_engine(url)
     _, cut = resolve_state(engine, ViewState())
+    before_mb = _resident_mb()
     started = time.perf_counter()
     lab = load_lab_cut(engine, cut.run_id, cut.derived_at)
     n_records = len(lab.records)
     print(f"\n(c) cut {cut.run_id}: {n_records:,} LB records of {len(lab.subject_ids):,} subjects graded into the "
-          f"worker once in {time.perf_counter() - started:.1f} s; kept: {_kept_mb(lab):.0f} MB")  # fmt: skip
+          f"worker once in {time.perf_counter() - started:.1f} s; kept: {_kept_mb(lab):.0f} MB; resident "
+          f"{before_mb:.0f} MB before, {_resident_mb():.0f} MB after, peak {_resident_mb('VmHWM'):.0f} MB"
+          f"{'' if args.reuse else ' (the peak includes building the database: use --reuse)'}")  # fmt: skip
 
     client = app.server.test_client()
     client.get("/login")
@@ -325,6 +328,14 @@ def bench_callbacks(args) -> None:
         f"target eDISH p95 < {TARGET_MS:.0f} ms and < {TARGET_BYTES:,} bytes: "
         f"{'met' if p95 < TARGET_MS and largest < TARGET_BYTES else 'NOT met'} ({p95:.1f} ms, {largest:,} bytes)"
     )
+
+
+def _resident_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory (VmRSS) or its peak (VmHWM) in MB, from /proc (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _kept_mb(lab) -> float:

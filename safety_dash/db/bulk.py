@@ -36,12 +36,12 @@ def bulk_insert(connection: Connection, table: Table, rows: pd.DataFrame) -> Non
     if connection.dialect.name == "postgresql":
         copy_rows(connection, table, rows)
         return
-    columns = [_python_values(rows[name], table.c[name].type, connection.dialect.name) for name in names]
-    tuples = list(zip(*columns, strict=True))
     quoted = ", ".join(f'"{n}"' for n in names)
     statement = f"INSERT INTO {table.name} ({quoted}) VALUES ({', '.join('?' for _ in names)})"  # noqa: S608 (names from metadata)
-    for start in range(0, len(tuples), CHUNK_ROWS):
-        connection.exec_driver_sql(statement, tuples[start : start + CHUNK_ROWS])
+    for start in range(0, len(rows), CHUNK_ROWS):  # a chunk's Python values at a time, not a million rows' at once
+        chunk = rows.iloc[start : start + CHUNK_ROWS]
+        columns = [_python_values(chunk[name], table.c[name].type, connection.dialect.name) for name in names]
+        connection.exec_driver_sql(statement, list(zip(*columns, strict=True)))
 
 
 @contextlib.contextmanager

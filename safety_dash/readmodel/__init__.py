@@ -22,10 +22,10 @@ Why Arrow IPC files read in place (measured on the 1,000,000-AE cut of ``bench/c
   (grade, serious, related, cohort, SOC, PT, basket, the listing's column filters and sorts) would have to become
   SQL, and the listing still pages through the rows.
 
-The cost is at ingestion: writing the files takes 0.2 s, but reading the cut back from the database to write them
-takes as long as a worker's read did (20-32 s for a million records on that busy machine). Building the files from the
-frames the ingestion already holds would remove it; that needs a test holding both paths equal, as
-:func:`safety_dash.analysis.derive_cut` has.
+Ingestion writes the files from the derivations it has just computed
+(:func:`safety_dash.analysis.derived_read_model_columns`, the same columns :func:`~safety_dash.readmodel.frames.
+read_cut_columns` reads from the database, a test holds the two equal): 0.2 s for a million records, where reading
+the cut back took 20-32 s. ``readmodel build`` reads the database, for cuts loaded before.
 
 Nothing here imports :mod:`safety_dash.web`; the web layer (``web/data.py``) and anything else that shows a cut
 (the committee pack, the signals) stand on it.
