@@ -54,20 +54,14 @@ def bulk_insert_meanwhile(connection: Connection, writes: list[tuple[Table, pd.D
     belongs to its thread, the rows are inserted before the body runs.
     """
     if connection.dialect.name != "postgresql":
-        while writes:
-            table, rows = writes.pop(0)
-            bulk_insert(connection, table, rows)
-            del rows
+        _insert_all(connection, writes)
         yield
         return
     failures: list[BaseException] = []
 
     def write() -> None:
         try:
-            while writes:  # each frame let go of once written: the caller's list empties as the COPYs finish
-                table, rows = writes.pop(0)
-                bulk_insert(connection, table, rows)
-                del rows
+            _insert_all(connection, writes)
         except BaseException as error:  # raised in the caller's thread below
             failures.append(error)
 
@@ -79,6 +73,13 @@ def bulk_insert_meanwhile(connection: Connection, writes: list[tuple[Table, pd.D
         thread.join()  # even when the body failed: the transaction is rolled back only once the COPY is over
     if failures:
         raise failures[0]
+
+
+def _insert_all(connection: Connection, writes: list[tuple[Table, pd.DataFrame]]) -> None:
+    while writes:  # each frame let go of once written: the caller's list empties as the inserts finish
+        table, rows = writes.pop(0)
+        bulk_insert(connection, table, rows)
+        del rows
 
 
 def copy_rows(connection: Connection, table: Table, rows: pd.DataFrame) -> None:

@@ -7,7 +7,7 @@ first file is on record. Loading and deriving share one transaction: the cut app
 from __future__ import annotations
 
 import datetime as dt
-import logging
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -28,8 +28,6 @@ from safety_dash.ingest.readers import FileProblem, SourceFile, find_domain_file
 from safety_dash.ingest.sdtm import OPTIONAL_DOMAINS, empty_exposure, map_adam
 from safety_dash.ingest.validate import validate_extract
 from safety_dash.processes import current_host, is_dead_here
-
-log = logging.getLogger(__name__)
 
 CUTOFF_FILE = "cutoff.txt"
 EXIT_OK, EXIT_ERROR, EXIT_FILE_PROBLEM = 0, 1, 2
@@ -171,43 +169,49 @@ def _run(
     clock.lap("validate")
     if before_load_hook is not None:
         before_load_hook(run_id)
-    with engine.begin() as connection:
-        lock_study(connection, study_id)
-        run_id = claim_cut_number(connection, run_id, study_id)
-        loaded = load_extract(connection, run_id, study_id, extract)
-        counts = loaded.counts
-        findings += find_large_removal(loaded, study)
-        if findings and not accept_large_change:
-            raise LargeChange(findings)  # rolls the load back
-        del sources  # the cut's records live on in loaded.frames; free the rest before deriving
-        from safety_dash import analysis  # the analysis floor sits above ingestion
+    from safety_dash import analysis  # the analysis floor sits above ingestion
+    from safety_dash.readmodel import remove_read_model_folder, save_read_model_of_new_cut
 
-        cut = analysis.load_cut_context(connection, run_id)
-        # The new versions are written while the derivations are computed from the frames in hand (on PostgreSQL
-        # the server's COPY runs on one core, this on the other).
-        with bulk_insert_meanwhile(connection, loaded.versions):
-            derived = analysis.compute_cut_derivations(cut, loaded.frames)
-        del loaded
-        clock.lap("load, derivations computed meanwhile")
-        analysis.store_cut_derivations(connection, cut, derived)
-        message = summarise_counts(counts)
-        if findings:
-            message += "; accepted with --accept-large-change: the run would " + "; ".join(findings)
-        connection.execute(
-            update(IngestionRun)
-            .where(IngestionRun.id == run_id)
-            .values(counts=counts, derived_at=utcnow(), accepted_large_change=bool(findings))
-        )
-        _finish_run(connection, run_id, "succeeded", message)
-    clock.lap("derivations stored, commit")
-    from safety_dash.readmodel import save_read_model_after_ingestion
-
-    # The web workers' file of the cut, from the derivations in hand (computed once the load's frames are let go:
-    # the peak memory of a million-record ingestion stays under 2 GB); a failure is logged only.
-    columns = read_model_columns(derived)
-    del derived
-    save_read_model_after_ingestion(engine, run_id, columns)
-    clock.lap("read model")
+    folder = None  # the cut's read model, written before the commit: removed when the commit fails
+    try:
+        with engine.begin() as connection:
+            lock_study(connection, study_id)
+            run_id = claim_cut_number(connection, run_id, study_id)
+            loaded = load_extract(connection, run_id, study_id, extract)
+            counts = loaded.counts
+            findings += find_large_removal(loaded, study)
+            if findings and not accept_large_change:
+                raise LargeChange(findings)  # rolls the load back
+            del sources  # the cut's records live on in loaded.frames; free the rest before deriving
+            cut = analysis.load_cut_context(connection, run_id)
+            # The new versions are written while the derivations are computed from the frames in hand (on
+            # PostgreSQL the server's COPY runs on one core, this on the other).
+            with bulk_insert_meanwhile(connection, loaded.versions):
+                derived = analysis.compute_cut_derivations(cut, loaded.frames)
+            del loaded
+            clock.lap("load, derivations computed meanwhile")
+            analysis.store_cut_derivations(connection, cut, derived)
+            message = summarise_counts(counts)
+            if findings:
+                message += "; accepted with --accept-large-change: the run would " + "; ".join(findings)
+            connection.execute(
+                update(IngestionRun)
+                .where(IngestionRun.id == run_id)
+                .values(counts=counts, derived_at=utcnow(), accepted_large_change=bool(findings))
+            )
+            _finish_run(connection, run_id, "succeeded", message)
+            clock.lap("derivations stored")
+            # The web workers' file of the cut, from the derivations in hand, in place when the cut becomes visible
+            # (built once the load's frames are let go: the peak memory stays under 2 GB); a failure is logged only.
+            columns = functools.partial(analysis.derived_read_model_columns, derived)
+            folder = save_read_model_of_new_cut(connection, run_id, columns)
+            del derived, columns
+            clock.lap("read model")
+    except BaseException:
+        if folder is not None:
+            remove_read_model_folder(folder)
+        raise
+    clock.lap("commit")
     quarantine = extract.quarantine.drop(columns=["raw"]).to_dict("records")
     result = RunResult(
         run_id, "succeeded", message, study_id, cutoff, counts, quarantine=quarantine, files=files,
@@ -215,18 +219,6 @@ def _run(
     )  # fmt: skip
     result.seconds = clock.laps
     return result
-
-
-def read_model_columns(derived):
-    """The read model's columns of a cut just derived, or None when they cannot be computed (logged: the read model
-    is then written from the database, and the cut is not failed for it)."""
-    from safety_dash.analysis import derived_read_model_columns
-
-    try:
-        return derived_read_model_columns(derived)
-    except Exception:
-        log.exception("the read model's columns of the new cut could not be computed from its derivations")
-        return None
 
 
 def describe_files(sources: dict[str, SourceFile]) -> list[dict[str, Any]]:

@@ -36,9 +36,10 @@ from safety_dash.readmodel.cuts import MAX_RUN_ID, CutInfo, load_cut, load_cuts,
 from safety_dash.readmodel.files import (
     build_read_models,
     read_model_root,
+    remove_read_model_folder,
     run_build_command,
     save_read_model,
-    save_read_model_after_ingestion,
+    save_read_model_of_new_cut,
 )
 from safety_dash.readmodel.frames import GROUP_COLUMN, CutFrames, TextCodes
 
@@ -58,5 +59,6 @@ __all__ = [
     "read_model_root",
     "run_build_command",
     "save_read_model",
-    "save_read_model_after_ingestion",
+    "remove_read_model_folder",
+    "save_read_model_of_new_cut",
 ]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from safety_dash.db.queries import run_query
 
@@ -31,7 +31,7 @@ class CutInfo:
     counts: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
-def load_cut(engine: Engine, run_id: int) -> CutInfo | None:
+def load_cut(engine: Engine | Connection, run_id: int) -> CutInfo | None:
     """The cut ``run_id`` with its study settings, or None when there is no such run (a number no run id can be,
     e.g. from an edited link, is not sent to the database, which would refuse it)."""
     if not 0 < int(run_id) <= MAX_RUN_ID:

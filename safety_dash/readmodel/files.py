@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from safety_dash.readmodel.cuts import CutInfo, load_cut
 from safety_dash.readmodel.frames import (
@@ -248,32 +248,41 @@ def open_cut_frames(root: Path, cut: CutInfo) -> CutFrames | None:
 
 
 def save_read_model(
-    engine: Engine,
+    bind: Engine | Connection,
     run_id: int,
     root: Path | None = None,
     replace: bool = False,
-    columns: CutColumns | None = None,
+    columns: Callable[[], CutColumns] | None = None,
 ) -> Path:
     """Write the read model of cut ``run_id``; return its folder.
 
-    ``columns`` are the cut's columns when the caller holds its derivations (ingestion, right after the commit:
-    :func:`safety_dash.analysis.derived_read_model_columns`); without them they are read from the database
-    (``python -m safety_dash readmodel build``, for cuts loaded before).
+    ``columns`` gives the cut's columns when the caller holds its derivations (ingestion, before its commit:
+    :func:`safety_dash.analysis.derived_read_model_columns`); without it they are read from the database
+    (``python -m safety_dash readmodel build``, for cuts loaded before). ``bind`` may be the connection of the
+    transaction that commits the cut.
     """
-    cut = load_cut(engine, run_id)
+    cut = load_cut(bind, run_id)
     if cut is None or cut.status != "succeeded":
         raise ValueError(f"run {run_id} is not a succeeded data cut; only a data cut has a read model")
-    found = columns if columns is not None else read_cut_columns(engine, run_id)
+    found = columns() if columns is not None else read_cut_columns(bind, run_id)
     return write_cut_files(root or read_model_root(), cut, found, replace=replace)
 
 
-def save_read_model_after_ingestion(engine: Engine, run_id: int, columns: CutColumns | None = None) -> Path | None:
-    """:func:`save_read_model` for a cut just committed; a failure is logged, not raised: the cut stands, and the
-    web workers read it from the database until ``readmodel build`` writes the file."""
+def save_read_model_of_new_cut(
+    connection: Connection, run_id: int, columns: Callable[[], CutColumns] | None = None
+) -> Path | None:
+    """:func:`save_read_model` inside the transaction that commits cut ``run_id``, once the run is marked succeeded:
+    the file is in place when the cut becomes visible, so no web worker ever reads a new cut from the database (at
+    a million records, each worker asking in the seconds between the commit and the file took minutes and 860 MB).
+
+    A failure is logged, not raised: the cut still commits, and the web workers read it from the database until
+    ``readmodel build`` writes the file. The caller removes the folder (:func:`remove_read_model_folder`) when the
+    commit fails.
+    """
     started = time.perf_counter()
     try:
-        folder = save_read_model(engine, run_id, columns=columns)
-    except Exception:  # the cut is committed: a missing read model only makes the first page slower
+        folder = save_read_model(connection, run_id, columns=columns)
+    except Exception:  # a missing read model only makes the first page slower
         log.exception(
             "writing the read model of cut %s failed; the web workers read the cut from the database until "
             "`python -m safety_dash readmodel build --cut %s` writes it",
@@ -283,6 +292,11 @@ def save_read_model_after_ingestion(engine: Engine, run_id: int, columns: CutCol
         return None
     log.info("read model of cut %s written to %s in %.1f s", run_id, folder, time.perf_counter() - started)
     return folder
+
+
+def remove_read_model_folder(folder: Path) -> None:
+    """Remove the read model folder of a cut whose commit failed (no cut of that derivation will ever read it)."""
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass(frozen=True)

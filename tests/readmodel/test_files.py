@@ -82,6 +82,36 @@ def test_ingestion_writes_the_file_from_the_derivations_it_holds(database_url, d
         assert_same_frames(open_cut_frames(data_dir / "readmodel", cut), frames_from_database(engine, cut))
 
 
+def test_the_file_is_written_before_the_commit_and_removed_when_the_commit_fails(
+    database_url, demo_extract, data_dir, monkeypatch
+):
+    # A worker must find the file the moment it sees the cut; a cut that never commits leaves no folder behind.
+    import safety_dash.readmodel as readmodel
+    from safety_dash.ingest import pipeline
+
+    written = []
+
+    def write(connection, run_id, columns):
+        folder = real(connection, run_id, columns)
+        written.append(folder)
+        assert (folder / EVENTS_FILE).is_file()
+        status = connection.execute(text("SELECT status FROM ingestion_runs WHERE id = :i"), {"i": run_id}).scalar()
+        assert status == "succeeded"  # marked in the transaction, not committed yet
+        return folder
+
+    def lap(clock, phase):
+        if phase == "read model":  # the last step before the commit
+            raise RuntimeError("the commit failed")
+
+    real = readmodel.save_read_model_of_new_cut
+    monkeypatch.setattr(readmodel, "save_read_model_of_new_cut", write)
+    monkeypatch.setattr(pipeline._PhaseClock, "lap", lap)
+    result = pipeline.ingest_extract(database_url, demo_extract / "cut1")
+    assert (result.status, result.message) == ("failed", "RuntimeError: the commit failed")
+    assert len(written) == 1 and not written[0].exists()
+    assert not list((data_dir / "readmodel").rglob(EVENTS_FILE))
+
+
 def test_the_file_is_read_in_place_not_copied(ingested):
     engine = get_engine(ingested.url)
     frames = open_cut_frames(ingested.root, load_cut(engine, ingested.run_ids[-1]))
