@@ -46,7 +46,8 @@ def run_query_chunks(bind: Engine | Connection, name: str, chunk_rows: int, **pa
 
 
 def _chunks(connection: Connection, statement, chunk_rows: int, params: dict) -> Iterator[pd.DataFrame]:
-    result = connection.execution_options(stream_results=True, yield_per=chunk_rows).execute(statement, params)
+    # Options on the statement, not the connection (Connection.execution_options changes the connection itself).
+    result = connection.execute(statement.execution_options(stream_results=True, yield_per=chunk_rows), params)
     columns = list(result.keys())
     empty = True
     for rows in result.partitions(chunk_rows):
