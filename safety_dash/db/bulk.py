@@ -2,9 +2,9 @@
 
 ORM ``add_all`` and Core inserts of dicts spend most of their time building Python objects per row; here each
 column is converted once (dates, nullable integers, JSON). On SQLite rows travel to the driver as tuples, as bound
-parameters. On PostgreSQL the columns become an Arrow table that pyarrow's CSV writer (C++) turns into the text
-``COPY`` reads: writing row by row with psycopg's ``write_row`` cost more than the whole rest of a million-record
-load. In that CSV a string is always quoted and a missing value is an empty unquoted field, which is exactly how
+parameters. On PostgreSQL the columns become Arrow arrays that pyarrow's CSV writer (C++) turns into the text
+``COPY`` reads, a chunk of rows at a time, instead of psycopg's ``write_row`` converting value by value in Python.
+In that CSV a string is always quoted and a missing value is an empty unquoted field, which is exactly how
 PostgreSQL tells NULL from '' in CSV; the data never becomes SQL. Column names come from the table's metadata.
 """
 
