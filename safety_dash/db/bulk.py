@@ -3,7 +3,9 @@
 ORM ``add_all`` and Core inserts of dicts spend most of their time building Python objects per row; here each
 column is converted once (dates, nullable integers, JSON). On SQLite rows travel to the driver as tuples, as bound
 parameters. On PostgreSQL the columns become Arrow arrays that pyarrow's CSV writer (C++) turns into the text
-``COPY`` reads, a chunk of rows at a time, instead of psycopg's ``write_row`` converting value by value in Python.
+``COPY`` reads, a chunk of rows at a time, instead of psycopg's ``write_row`` converting value by value in Python
+(a million derived events: 7.5 s and 2.3 s of Python CPU, against 10.7 s and 10 s; 2026-12-01). The CPU this frees
+is what lets ingestion compute while the server loads (:func:`bulk_insert_meanwhile`).
 In that CSV a string is always quoted and a missing value is an empty unquoted field, which is exactly how
 PostgreSQL tells NULL from '' in CSV; the data never becomes SQL. Column names come from the table's metadata.
 """
