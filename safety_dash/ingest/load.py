@@ -1,7 +1,9 @@
 """Load a validated extract as a data cut: diff against the previous cut, add versions, mark removals.
 
 Everything here runs inside the caller's transaction, so a run that dies midway leaves the previous cut as it
-was. Versions are appended, never updated except to close them (``valid_to_run``): nothing is deleted.
+was. Versions are appended, never updated except to close them (``valid_to_run``): nothing is deleted. The new
+versions are returned as rows for the caller to write (:func:`safety_dash.db.bulk.bulk_insert_meanwhile`), so that
+the server's bulk load can overlap the derivations.
 
 Loading also returns the cut's records as frames, in the shape :func:`safety_dash.analysis.load_cut_frames`
 reads them back, so the derivations of a new cut need not read a million rows it has just written.
