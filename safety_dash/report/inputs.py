@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, String, and_, or_, select, type_coerce
 
-from safety_dash.analysis import GROUP_COLUMN, CutContext, resolve_cut
+from safety_dash.analysis import GROUP_COLUMN, CutContext, load_derived_subjects, resolve_cut
 from safety_dash.db.models import AdverseEventVersion, DerivedEvent, IngestionRun, Study
 from safety_dash.metrics.rates import MISSING_GROUP
 from safety_dash.signal_store import compute_cut_signals, load_previous_cut
@@ -166,12 +166,13 @@ def load_pack_frames(bind, run_id: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     )
     chunks = []
     with _connection(bind) as connection:
-        result = connection.execution_options(stream_results=True).execute(statement)
+        # Streaming set on the statement: on a caller's connection it would outlast this read.
+        result = connection.execute(statement.execution_options(stream_results=True))
         shared: dict[str, dict] = {}
         while rows := result.fetchmany(EVENT_CHUNK_ROWS):
             chunks.append(_event_chunk(pd.DataFrame(rows, columns=columns), shared))
     events = pd.concat(chunks, ignore_index=True) if chunks else _event_chunk(pd.DataFrame(columns=columns), {})
-    subjects = _load_subjects(bind, run_id)
+    subjects = load_derived_subjects(bind, run_id)
     return subjects, events
 
 
@@ -207,20 +208,6 @@ def load_record_values(bind, ae_ids) -> pd.DataFrame:
             statement = select(*columns).where(table.id.in_(ids[start : start + 500]))
             rows.extend(connection.execute(statement).fetchall())
     return pd.DataFrame(rows, columns=["AE_ID", *LISTING_COLUMNS]).fillna("")
-
-
-def _load_subjects(bind, run_id: int) -> pd.DataFrame:
-    """The cut's derived subjects, exactly as :func:`~safety_dash.analysis.load_derived_frames` gives them."""
-    from safety_dash.analysis import _upper_text, _with_extra_columns
-    from safety_dash.db.queries import run_query
-
-    subjects = run_query(bind, "derived_subjects_dm", run_id=run_id)
-    subjects = _with_extra_columns(_upper_text(subjects.rename(columns={"cohort": GROUP_COLUMN})))
-    for column in ("TRTSDT", "TRTEDT", "DTHDT", "WINDOW_END"):
-        subjects[column] = pd.to_datetime(subjects[column].replace("", None))
-    subjects["SAFFL"] = subjects["SAFFL"].astype(bool)
-    subjects["DAYS_AT_RISK"] = pd.to_numeric(subjects["DAYS_AT_RISK"]).astype("Int64")
-    return subjects
 
 
 def _cohort_label(value) -> str:
