@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from sqlalchemy import Connection, delete
+from sqlalchemy import Connection, Table, delete
 
 from safety_dash.db.bulk import bulk_insert
 from safety_dash.db.models import DerivedEvent, DerivedSubject
@@ -125,10 +125,30 @@ def compute_cut_derivations(cut: CutContext, records: dict[str, pd.DataFrame]) -
 
 def store_cut_derivations(connection: Connection, cut: CutContext, derived: DerivedCut) -> None:
     """Replace the stored derivations of ``cut`` with ``derived``, and derive and store its signals."""
+    clear_cut_derivations(connection, cut)
+    for table, rows in derivation_writes(derived):
+        bulk_insert(connection, table, rows)
+    store_cut_signals(connection, cut, derived)
+
+
+def clear_cut_derivations(connection: Connection, cut: CutContext) -> None:
+    """Delete what is stored of the derivations of ``cut`` (a cut derived again replaces them)."""
     connection.execute(delete(DerivedEvent).where(DerivedEvent.run_id == cut.run_id))
     connection.execute(delete(DerivedSubject).where(DerivedSubject.run_id == cut.run_id))
-    bulk_insert(connection, DerivedSubject.__table__, derived.subject_rows)
-    bulk_insert(connection, DerivedEvent.__table__, derived.event_rows)
+
+
+def derivation_writes(derived: DerivedCut) -> list[tuple[Table, pd.DataFrame]]:
+    """The rows that store ``derived``, as (table, rows) for :func:`safety_dash.db.bulk.bulk_insert_meanwhile`.
+
+    The rows are shallow copies: the inserting thread reads its own frames while the caller goes on reading
+    ``derived`` (pandas may consolidate a frame's blocks on a read, which is not safe across threads).
+    """
+    return [(DerivedSubject.__table__, derived.subject_rows.copy(deep=False)),
+            (DerivedEvent.__table__, derived.event_rows.copy(deep=False))]  # fmt: skip
+
+
+def store_cut_signals(connection: Connection, cut: CutContext, derived: DerivedCut) -> None:
+    """Derive and store the signals of ``cut`` from its derivations (DOMAIN.md §7)."""
     from safety_dash.signal_store import derive_cut_signals  # signal_store reads cuts through this module
 
     derive_cut_signals(connection, cut, derived.subjects, derived.events)

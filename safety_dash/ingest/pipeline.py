@@ -170,7 +170,7 @@ def _run(
     if before_load_hook is not None:
         before_load_hook(run_id)
     from safety_dash import analysis  # the analysis floor sits above ingestion
-    from safety_dash.readmodel import remove_read_model_folder, save_read_model_of_new_cut
+    from safety_dash.readmodel import compute_new_cut_columns, remove_read_model_folder, save_read_model_of_new_cut
 
     folder = None  # the cut's read model, written before the commit: removed when the commit fails
     try:
@@ -190,7 +190,13 @@ def _run(
                 derived = analysis.compute_cut_derivations(cut, loaded.frames)
             del loaded
             clock.lap("load, derivations computed meanwhile")
-            analysis.store_cut_derivations(connection, cut, derived)
+            # The same for the derivations and the web workers' columns of the cut, built once the load's frames
+            # are let go (the peak memory stays under 2 GB).
+            analysis.clear_cut_derivations(connection, cut)
+            with bulk_insert_meanwhile(connection, analysis.derivation_writes(derived)):
+                columns = compute_new_cut_columns(functools.partial(analysis.derived_read_model_columns, derived))
+            analysis.store_cut_signals(connection, cut, derived)
+            del derived
             message = summarise_counts(counts)
             if findings:
                 message += "; accepted with --accept-large-change: the run would " + "; ".join(findings)
@@ -200,13 +206,11 @@ def _run(
                 .values(counts=counts, derived_at=utcnow(), accepted_large_change=bool(findings))
             )
             _finish_run(connection, run_id, "succeeded", message)
-            clock.lap("derivations stored")
-            # The web workers' file of the cut, from the derivations in hand, in place when the cut becomes visible
-            # (built once the load's frames are let go: the peak memory stays under 2 GB); a failure is logged only.
-            columns = functools.partial(analysis.derived_read_model_columns, derived)
-            folder = save_read_model_of_new_cut(connection, run_id, columns)
-            del derived, columns
-            clock.lap("read model")
+            clock.lap("derivations stored, read model built meanwhile")
+            # The web workers' file of the cut, in place when the cut becomes visible; a failure is logged only.
+            if columns is not None:
+                folder = save_read_model_of_new_cut(connection, run_id, columns)
+            clock.lap("read model written")
     except BaseException:
         if folder is not None:
             remove_read_model_folder(folder)

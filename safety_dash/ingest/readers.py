@@ -17,6 +17,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyreadstat
 
@@ -195,16 +196,59 @@ def _read_sas7bdat(path: Path) -> tuple[pd.DataFrame, str]:
 
 
 # Where a CSV value could carry padding: a space beside a delimiter, quote or line end, or any other whitespace
-# str.strip would remove. Substring tests run at memory speed; a regular expression over the text took seconds.
-_PADDING_MARKS = (" ,", ", ", " ;", "; ", " \n", "\n ", " \r", ' "', '" ', "\t", "\x0b", "\x0c", "\x1c", "\x1d",
-                  "\x1e", "\x1f")  # fmt: skip
+# str.strip would remove (besides the line end itself). Bytes, as pairs or alone, looked for with numpy.
+_SPACE = ord(" ")
+_BESIDE_A_SPACE = np.array([ord(c) for c in ',;\n\r"'], dtype=np.uint8)
+_WHITESPACE = np.array([ord(c) for c in "\t\x0b\x0c\x1c\x1d\x1e\x1f"], dtype=np.uint8)
+_QUOTE, _LF, _CR = ord('"'), ord("\n"), ord("\r")
 
 
-def _may_be_padded(text: str) -> bool:
-    """False only when no value of the CSV text can have leading or trailing whitespace."""
-    if not text.isascii():
+def _may_be_padded(raw: bytes) -> bool:
+    """False only when no value of the CSV (UTF-8 bytes) can have leading or trailing whitespace."""
+    if not raw.isascii():
         return True  # other whitespace (no-break space, ...) may stand anywhere: strip to be safe
-    return text[:1] == " " or text.rstrip("\r\n")[-1:] == " " or any(mark in text for mark in _PADDING_MARKS)
+    data = np.frombuffer(raw, dtype=np.uint8)
+    if raw[:1] == b" " or raw.rstrip(b"\r\n")[-1:] == b" " or np.isin(data, _WHITESPACE).any():
+        return True
+    space = data == _SPACE
+    beside = np.isin(data, _BESIDE_A_SPACE)
+    return bool((space[:-1] & beside[1:]).any() or (beside[:-1] & space[1:]).any())
+
+
+def count_csv_fields(raw: bytes, delimiter: str) -> np.ndarray | None:
+    """Fields of each data row of a CSV (UTF-8 bytes) by the CSV rules, the header and blank lines left out, as
+    Python's ``csv.reader`` counts them; None when the file uses quotes in a way only a full parser can tell apart
+    (a quote inside an unquoted value, text after a closing quote, an unclosed quote) or a bare carriage return.
+
+    A delimiter or line break counts when an even number of quotes stands before it: a quoted value opens and closes
+    with one, and a quote inside it is doubled. Every quote is checked to stand where that holds. Whole-array numpy
+    steps: 0.1-0.3 s for a million rows, where ``csv.reader`` took 3 s (measured 2026-12-01)."""
+    data = np.frombuffer(raw, dtype=np.uint8)
+    quotes = np.flatnonzero(data == _QUOTE)
+    if len(quotes) % 2:
+        return None
+    outside = np.ones(len(data), dtype=bool)
+    if len(quotes):
+        # The 1st, 3rd, ... quote opens a value, the others close it; a doubled quote closes and reopens.
+        bounds = np.array([ord(delimiter), _LF, _CR, _QUOTE], dtype=np.uint8)
+        opening, closing = quotes[0::2], quotes[1::2]
+        before = np.where(opening > 0, data[np.maximum(opening - 1, 0)], _LF)
+        after = np.where(closing + 1 < len(data), data[np.minimum(closing + 1, len(data) - 1)], _LF)
+        if not (np.isin(before, bounds).all() and np.isin(after, bounds).all()):
+            return None
+        outside = (np.cumsum(data == _QUOTE, dtype=np.uint8) & 1) == 0  # uint8 wraps, the parity stays right
+    line_ends = np.flatnonzero((data == _LF) & outside)
+    returns = np.flatnonzero((data == _CR) & outside)
+    if len(returns) and not np.isin(returns + 1, line_ends).all():
+        return None  # a carriage return that ends no line: the full parser decides
+    starts = np.concatenate([[0], line_ends + 1])
+    stops = np.concatenate([line_ends, [len(data)]])
+    kept = starts < len(data)  # the nothing after a final line break is no line
+    starts, stops = starts[kept], stops[kept]
+    delimiters = (data == ord(delimiter)) & outside
+    fields = np.add.reduceat(delimiters, starts, dtype=np.int64) + 1 if len(starts) else np.zeros(0, np.int64)
+    lengths = stops - starts - np.isin(stops - 1, returns)  # a line's bytes without its line end
+    return fields[lengths > 0][1:]
 
 
 def _read_csv(path: Path) -> tuple[pd.DataFrame, str, bool]:
@@ -238,13 +282,15 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, str, bool]:
             )
     # pandas fills the missing fields of a short row with '' without a word: count each row's fields, so that
     # validation can quarantine such a row instead of loading it with values that were never sent.
-    fields = [len(row) for row in csv.reader(io.StringIO(text), delimiter=delimiter) if row][1:]
+    fields = count_csv_fields(raw, delimiter)
+    if fields is None:
+        fields = np.array([len(row) for row in csv.reader(io.StringIO(text), delimiter=delimiter) if row][1:])
     if len(fields) != len(frame):
         raise FileProblem(path.name, f"malformed CSV: {len(fields)} rows by the CSV rules, {len(frame)} parsed")
-    if any(n != len(frame.columns) for n in fields):
+    if (fields != len(frame.columns)).any():
         frame[FIELDS_COLUMN] = fields
     # Stripping a million values costs seconds; one scan of the text tells whether any value needs it.
-    return frame, "utf-8", _may_be_padded(text)
+    return frame, "utf-8", _may_be_padded(raw)
 
 
 def _locate_byte(raw: bytes, offset: int) -> tuple[int, str | None]:

@@ -35,6 +35,7 @@ from safety_dash.readmodel.cache import FRAME_CACHE_SIZE, clear_frames, load_fra
 from safety_dash.readmodel.cuts import MAX_RUN_ID, CutInfo, load_cut, load_cuts, load_studies
 from safety_dash.readmodel.files import (
     build_read_models,
+    compute_new_cut_columns,
     read_model_root,
     remove_read_model_folder,
     run_build_command,
@@ -52,6 +53,7 @@ __all__ = [
     "TextCodes",
     "build_read_models",
     "clear_frames",
+    "compute_new_cut_columns",
     "load_cut",
     "load_cuts",
     "load_frames",

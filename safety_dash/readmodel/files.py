@@ -268,12 +268,11 @@ def save_read_model(
     return write_cut_files(root or read_model_root(), cut, found, replace=replace)
 
 
-def save_read_model_of_new_cut(
-    connection: Connection, run_id: int, columns: Callable[[], CutColumns] | None = None
-) -> Path | None:
-    """:func:`save_read_model` inside the transaction that commits cut ``run_id``, once the run is marked succeeded:
-    the file is in place when the cut becomes visible, so no web worker ever reads a new cut from the database (at
-    a million records, each worker asking in the seconds between the commit and the file took minutes and 860 MB).
+def save_read_model_of_new_cut(connection: Connection, run_id: int, columns: CutColumns) -> Path | None:
+    """:func:`save_read_model` of ``columns`` (:func:`compute_new_cut_columns`) inside the transaction that commits
+    cut ``run_id``, once the run is marked succeeded: the file is in place when the cut becomes visible, so no web
+    worker ever reads a new cut from the database (at a million records, each worker asking in the seconds between
+    the commit and the file took minutes and 860 MB).
 
     A failure is logged, not raised: the cut still commits, and the web workers read it from the database until
     ``readmodel build`` writes the file. The caller removes the folder (:func:`remove_read_model_folder`) when the
@@ -281,7 +280,7 @@ def save_read_model_of_new_cut(
     """
     started = time.perf_counter()
     try:
-        folder = save_read_model(connection, run_id, columns=columns)
+        folder = save_read_model(connection, run_id, columns=lambda: columns)
     except Exception:  # a missing read model only makes the first page slower
         log.exception(
             "writing the read model of cut %s failed; the web workers read the cut from the database until "
@@ -292,6 +291,17 @@ def save_read_model_of_new_cut(
         return None
     log.info("read model of cut %s written to %s in %.1f s", run_id, folder, time.perf_counter() - started)
     return folder
+
+
+def compute_new_cut_columns(compute: Callable[[], CutColumns]) -> CutColumns | None:
+    """The read model columns of a cut being committed, from ``compute`` (ingestion calls it while the cut's
+    derivations are being written); None, logged, when that fails: the cut still commits, and the web workers read
+    it from the database until ``readmodel build`` writes the file."""
+    try:
+        return compute()
+    except Exception:  # a missing read model only makes the first page slower
+        log.exception("building the read model columns of a new cut failed; it is written without a read model")
+        return None
 
 
 def remove_read_model_folder(folder: Path) -> None:

@@ -213,9 +213,10 @@ def test_ingest_extract_fails_on_text_that_is_not_utf8(database_url, tmp_path):
     assert result.message == "ae.csv, row 3, column AETERM: byte 0x92 is not UTF-8 text; save the file as UTF-8"
 
 
-# Storing the derivations runs after the versions are written; computing them, while they are being written (on
-# PostgreSQL the COPY runs in a thread meanwhile, which must be over before the transaction is rolled back).
-@pytest.mark.parametrize("failing", ["store_cut_derivations", "compute_cut_derivations"])
+# The derivations are computed while the versions are written, and the read model's columns while the derivations
+# are written (on PostgreSQL the COPY runs in a thread meanwhile, which must be over before the transaction is rolled
+# back); the signals are stored after. A failure at any of these steps rolls the whole cut back.
+@pytest.mark.parametrize("failing", ["compute_cut_derivations", "derived_events", "store_cut_signals"])
 def test_ingest_extract_fails_whole_when_the_database_fails_midway(database_url, tmp_path, monkeypatch, failing):
     first, current = _previous_cut_and_counts(database_url, tmp_path)
     extract = standard_extract()
@@ -225,7 +226,19 @@ def test_ingest_extract_fails_whole_when_the_database_fails_midway(database_url,
     def fail(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(f"safety_dash.analysis.{failing}", fail)
+    if failing == "derived_events":  # the COPY of the derived events fails, in its thread on PostgreSQL
+        from safety_dash.db import bulk
+
+        insert = bulk.bulk_insert
+
+        def fail_on_derived_events(connection, table, rows):
+            if table.name == "derived_events":
+                fail()
+            insert(connection, table, rows)
+
+        monkeypatch.setattr(bulk, "bulk_insert", fail_on_derived_events)
+    else:
+        monkeypatch.setattr(f"safety_dash.analysis.{failing}", fail)
     result = ingest_extract(database_url, write_extract(tmp_path / "cut2", extract), cutoff=CUTOFF)
     assert (result.status, result.exit_code) == ("failed", 1)
     assert result.message == "RuntimeError: database went away"

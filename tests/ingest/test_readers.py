@@ -77,3 +77,58 @@ def test_read_domain_file_strips_padding_wherever_it_stands(tmp_path):
     assert frame["AETERM"].tolist() == ["Rash", "Pruritus", "Fatigue"]
     path.write_bytes(b"USUBJID,AETERM\r\nS1,Rash on trunk\r\n")  # no padding anywhere: read as it is
     assert read_domain_file("ae", path).frame["AETERM"].tolist() == ["Rash on trunk"]
+
+
+# --- counting each CSV row's fields without a second parse ------------------------------------------------------
+
+# Python's csv module is the reference: each text's counts are what csv.reader gives, header and blank lines left out.
+COUNTED_ALIKE = [
+    "A,B,C\nS1,1,Rash\nS2,2\nS3,3,Pruritus,extra\n",
+    "A,B,C\r\nS1,1,Rash\r\n\r\nS2,2,x\r\n",  # CRLF, a blank line
+    'A,B,C\nS1,"Rash, left arm",x\nS2,"line\nbreak, and ""quote""",y\n',  # quoted delimiter, line break, quotes
+    'A,B\n"",""\n"""",x\n"a""b",\n',  # empty quoted, a lone quote, doubled quotes
+    "A;B;C\nS1;1,5;x\nS2;2\n",  # semicolons, a comma in a value
+    "A,B\nS1,ünïcödé 肝炎\nS2,🧪",  # multibyte text, no final line break
+    "A,B\n\n\nS1,x\n\n",  # blank lines
+    "A,B\nS1,\nS2,,\n,\n",  # empty values
+    '"A","B"\r\n"S1","x"\r\n"S2","y, z"\r\n',  # every value quoted
+]
+
+
+@pytest.mark.parametrize("text", COUNTED_ALIKE)
+def test_count_csv_fields_counts_as_the_csv_module_does(text):
+    import csv
+    import io
+
+    from safety_dash.ingest.readers import count_csv_fields
+
+    delimiter = ";" if text.count(";") > text.count(",") else ","
+    expected = [len(row) for row in csv.reader(io.StringIO(text), delimiter=delimiter) if row][1:]
+    assert count_csv_fields(text.encode("utf-8"), delimiter).tolist() == expected
+
+
+def test_count_csv_fields_by_hand():
+    from safety_dash.ingest.readers import count_csv_fields
+
+    text = 'A,B,C\nS1,"x,y",z\nS2\n"q\n""r""",,\n'
+    assert count_csv_fields(text.encode(), ",").tolist() == [3, 1, 3]
+
+
+# Quotes only a full parser can place, and a bare carriage return: left to csv.reader.
+@pytest.mark.parametrize(
+    "text",
+    ['A,B\nS1,5" tall\n', 'A,B\nS1,"closed"then\n', 'A,B\nS1,"never closed\n', "A,B\nS1,x\rS2,y\n", 'A\n"x""\n'],
+)
+def test_count_csv_fields_leaves_unusual_quoting_to_the_parser(text):
+    from safety_dash.ingest.readers import count_csv_fields
+
+    assert count_csv_fields(text.encode(), ",") is None
+
+
+def test_read_domain_file_counts_the_fields_of_a_short_row_among_unusual_quotes(tmp_path):
+    # the csv module counts them (a quote inside an unquoted value): the short row is still found
+    path = tmp_path / "ae.csv"
+    path.write_text('USUBJID,AESEQ,AETERM\nS1,1,Cyst 2" wide\nS2,2\n')
+    frame = read_domain_file("ae", path).frame
+    assert frame["_FIELDS"].tolist() == ["3", "2"]
+    assert frame.loc[0, "AETERM"] == 'Cyst 2" wide'

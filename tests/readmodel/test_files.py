@@ -100,7 +100,7 @@ def test_the_file_is_written_before_the_commit_and_removed_when_the_commit_fails
         return folder
 
     def lap(clock, phase):
-        if phase == "read model":  # the last step before the commit
+        if phase == "read model written":  # the last step before the commit
             raise RuntimeError("the commit failed")
 
     real = readmodel.save_read_model_of_new_cut
@@ -215,9 +215,27 @@ def test_a_failed_write_does_not_fail_the_ingestion(database_url, demo_extract, 
     monkeypatch.setattr(files_module, "write_cut_files", broken)
     with caplog.at_level(logging.ERROR, logger="safety_dash.readmodel.files"):
         result = ingest_extract(database_url, demo_extract / "cut1")
-    assert result.status == "succeeded" and "read model" in result.seconds
+    assert result.status == "succeeded" and "read model written" in result.seconds
     assert "readmodel build --cut" in caplog.text and "No space left on device" in caplog.text
     assert not (data_dir / "readmodel").exists() or not any((data_dir / "readmodel").rglob(EVENTS_FILE))
+
+
+def test_failed_read_model_columns_do_not_fail_the_ingestion(database_url, demo_extract, data_dir, monkeypatch, caplog):
+    # The columns are built while the derivations are written; a fault there costs the file, not the cut.
+    from safety_dash import analysis
+    from safety_dash.ingest.pipeline import ingest_extract
+
+    def broken(*args, **kwargs):
+        raise MemoryError("out of memory")
+
+    monkeypatch.setattr(analysis, "derived_read_model_columns", broken)
+    with caplog.at_level(logging.ERROR, logger="safety_dash.readmodel.files"):
+        result = ingest_extract(database_url, demo_extract / "cut1")
+    assert result.status == "succeeded", result.message
+    assert "without a read model" in caplog.text and "out of memory" in caplog.text
+    assert not (data_dir / "readmodel").exists() or not any((data_dir / "readmodel").rglob(EVENTS_FILE))
+    cut = load_cut(get_engine(database_url), result.run_id)
+    assert len(frames_from_database(get_engine(database_url), cut).events) > 0  # the cut is whole in the database
 
 
 # --- the command ------------------------------------------------------------------------------------------------
