@@ -202,8 +202,9 @@ def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def page_frame(frame: pd.DataFrame, request: dict | None) -> dict[str, Any]:
-    """One page of a small table (already in memory) for an infinite-model grid: filtered, sorted, counted."""
+def page_positions(frame: pd.DataFrame, request: dict | None) -> tuple[np.ndarray, int]:
+    """The positions in ``frame`` (a small table already in memory) of the rows on the page an infinite-model
+    grid asks for, filtered and sorted as it asks, and how many rows pass its filters."""
     request = request or {}
 
     def column(name, positions):
@@ -213,7 +214,13 @@ def page_frame(frame: pd.DataFrame, request: dict | None) -> dict[str, Any]:
         column, np.arange(len(frame)), request.get("filterModel") or {}, request.get("sortModel") or []
     )
     start, end = page_bounds(request)
-    return {"rowData": json_records(frame.iloc[positions[start:end]]), "rowCount": int(len(positions))}
+    return positions[start:end], int(len(positions))
+
+
+def page_frame(frame: pd.DataFrame, request: dict | None) -> dict[str, Any]:
+    """One page of a small table (already in memory) for an infinite-model grid: filtered, sorted, counted."""
+    positions, count = page_positions(frame, request)
+    return {"rowData": json_records(frame.iloc[positions]), "rowCount": count}
 
 
 # --- the AE listing ----------------------------------------------------------------------------------------------
