@@ -93,9 +93,10 @@ def build_graph(graph_id: str, height: int = 360) -> dcc.Loading:  # height: res
 
 
 def build_grid(
-    grid_id: str, columns: list[dict], height: int = 520, page_size: int = PAGE_SIZE, **options
+    grid_id: str, columns: list[dict], height: int | None = 520, page_size: int = PAGE_SIZE, **options
 ) -> dag.AgGrid:
-    """A grid that asks the server for one page of rows at a time (AG Grid infinite row model with paging)."""
+    """A grid that asks the server for one page of rows at a time (AG Grid infinite row model with paging);
+    ``height`` None: as high as its rows (with ``dashGridOptions={"domLayout": "autoHeight"}``)."""
     grid_options = {
         "theme": GRID_THEME,
         "pagination": True,
@@ -119,7 +120,7 @@ def build_grid(
         rowModelType="infinite",
         defaultColDef=default_column,
         dashGridOptions=grid_options,
-        style={"height": f"{height}px", "width": "100%"},
+        style={"height": f"{height}px", "width": "100%"} if height else {"width": "100%"},
         **options,
     )
 

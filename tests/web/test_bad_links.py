@@ -46,8 +46,14 @@ SAMPLES = {
         "rowId": '["rising", "NOPE", "NOPE", "NOPE"]',
     },
     f"{ids.SIGNALS_FOREST}.clickData": {"points": [{"customdata": ['["cohort", "NOPE", "", "NOPE"]']}]},
-    f"{ids.SIGNALS_GRID}.virtualRowData": [{"key": "NOPE"}],
-    f"{ids.SIGNALS_PAGE_KEYS}.data": ["NOPE"],
+    # The signals grid pages on the server; its forest reads the grid's page and latest request: nonsense in both.
+    f"{ids.SIGNALS_GRID}.getRowsRequest": {
+        "startRow": "x",
+        "endRow": -5,
+        "sortModel": [{"colId": "NOPE", "sort": "sideways"}, "p_one_sided"],
+        "filterModel": {"pt": "hepatitis", "NOPE": {"filterType": "text", "type": "contains", "filter": "x"}},
+    },
+    f"{ids.SIGNALS_GRID}.paginationInfo": {"currentPage": "two", "pageSize": 10**12},
 }
 BY_PROPERTY = {
     "clickData": {"points": [{"customdata": ["Rash", 1, 2, 3.0]}]},
@@ -56,8 +62,6 @@ BY_PROPERTY = {
     "n_clicks": 1,
     "filterModel": {},
     "columnState": [],
-    "virtualRowData": [],
-    "paginationInfo": {"currentPage": 0, "pageSize": 15},
 }
 
 

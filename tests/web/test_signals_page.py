@@ -4,7 +4,8 @@ in headless Chromium: click the flagged signal, land on its listing with the new
 address opens the same; from the Overview the question "which immune-related events are rising in the 5 mg/kg
 cohort, since when, and in whom?" is answered in at most three clicks.
 
-The flagged rows and their numbers are those of ``python -m safety_dash signals`` on the demo (DOMAIN.md §7)."""
+The flagged rows and their numbers are those of ``python -m safety_dash signals`` on the demo (DOMAIN.md §7). The grid
+pages on the server: its rows are read here as the browser reads them, a getRowsRequest at a time."""
 
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ FLAGGED_CUT3 = [
     Signal("rising", "ALL", HEP, "Hepatitis"),
 ]
 MAX_RESPONSE_BYTES = 300_000
+PAGE = 12  # the grid's page size
+FIRST_PAGE = {"startRow": 0, "endRow": PAGE, "sortModel": [], "filterModel": {}}
+BY_P_DESCENDING = [{"colId": "p_one_sided", "sort": "desc"}]
+PT_HAS_HEPATITIS = {"pt": {"filterType": "text", "type": "contains", "filter": "HEPATITIS"}}
 
 
 @pytest.fixture
@@ -59,27 +64,62 @@ def _text(component) -> str:
     return json.dumps(component, ensure_ascii=False)
 
 
+def _page(call, search: str, request: dict = FIRST_PAGE) -> dict:
+    """The grid's answer to ``request``: rowData and rowCount."""
+    out = call(f"{ids.SIGNALS_GRID}.getRowsResponse", {f"{ids.SIGNALS_GRID}.getRowsRequest": request},
+               {"url.search": search})  # fmt: skip
+    return out[ids.SIGNALS_GRID]["getRowsResponse"]
+
+
+def _every_row(call, search: str, sort: list | None = None, filters: dict | None = None) -> list[dict]:
+    """Every row of the grid, a request of 100 at a time (the most the server answers), in the grid's order."""
+    rows: list[dict] = []
+    while True:
+        request = {"startRow": len(rows), "endRow": len(rows) + 100, "sortModel": sort or [],
+                   "filterModel": filters or {}}  # fmt: skip
+        page = _page(call, search, request)
+        rows += page["rowData"]
+        if not page["rowData"] or len(rows) >= page["rowCount"]:
+            assert len(rows) == page["rowCount"]
+            return rows
+
+
+def _forest_keys(call, search: str, pagination, request) -> list[str]:
+    """The row keys the forest draws, top first."""
+    inputs = {f"{ids.SIGNALS_GRID}.paginationInfo": pagination, f"{ids.SIGNALS_GRID}.getRowsRequest": request,
+              "url.search": search}  # fmt: skip
+    trace = call(f"{ids.SIGNALS_FOREST}.figure", inputs)[ids.SIGNALS_FOREST]["figure"]["data"][0]
+    return [point[0] for point in trace["customdata"][::-1]]
+
+
 def test_the_grid_lists_the_flagged_rows_first(call, signal_demo_db):
-    out = call(f"{ids.SIGNALS_GRID}.rowData", {"url.search": state_to_search(_state(signal_demo_db))})
-    rows = out[ids.SIGNALS_GRID]["rowData"]
+    search = state_to_search(_state(signal_demo_db))
+    page = _page(call, search)
+    rows = page["rowData"]
+    assert len(rows) == PAGE and page["rowCount"] == 499  # one page goes to the browser, and the count
     assert [row["key"] for row in rows[:4]] == [s.key for s in FLAGGED_CUT3]
     assert [row["since"] for row in rows[:4]] == ["cut 3 · 2023-03-31", "cut 2 · 2022-09-30", "cut 3 · 2023-03-31",
                                                   "cut 3 · 2023-03-31"]  # fmt: skip
-    assert len(rows) == 499 and sum(row["flagged"] for row in rows) == 4
+    assert not any(row["selected"] for row in rows)  # no signal in the address
+    every = _every_row(call, search)
+    assert len(every) == 499 and sum(row["flagged"] for row in every) == 4
+    assert len({row["key"] for row in every}) == 499  # the pages neither repeat nor skip a row
+    out = call(f"{ids.SIGNALS_COUNT}.children", {"url.search": search})
     assert out[ids.SIGNALS_COUNT]["children"].startswith("4 flagged of 499 rows")
     assert out[ids.SIGNALS_LISTING_PANEL]["hidden"] is True
     assert "rising: since cut 2 (2022-09-30)" in out[ids.SIGNALS_SCOPE]["children"]
 
 
 def test_a_selected_signal_shows_its_numbers_and_subjects(call, signal_demo_db):
-    out = call(f"{ids.SIGNALS_GRID}.rowData", {"url.search": _selected(signal_demo_db)})
+    out = call(f"{ids.SIGNALS_COUNT}.children", {"url.search": _selected(signal_demo_db)})
     detail = _text(out[ids.SIGNALS_DETAIL]["children"])
     assert out[ids.SIGNALS_DETAIL_TITLE]["children"] == "Hepatitis rising in Ph Ib NSCLC"
     for text in ("x₁ · new since cut 2 (2022-09-30)", "14 / 20.1 PY = 69.7 per 100 PY", "2 / 30.9 PY = 6.5 per 100 PY",
                  "10.8 (2.48–97.8)", "flagged since cut 3 · 2023-03-31", "Subjects of x₁ (14)"):  # fmt: skip
         assert text in detail, text
     assert detail.count("/subject?") == 14
-    assert out[ids.SIGNALS_GRID]["selectedRows"] == [{"key": RISING_NSCLC.key}]
+    rows = _page(call, _selected(signal_demo_db))["rowData"]
+    assert [row["key"] for row in rows if row["selected"]] == [RISING_NSCLC.key]  # highlighted on the grid
     assert out[ids.SIGNALS_LISTING_PANEL]["hidden"] is False
     trend = out[ids.SIGNALS_TREND]["figure"]["data"]
     assert [t["name"] for t in trend] == ["x₀: before it", "x₁: since the cut before", "flagged"]
@@ -89,10 +129,12 @@ def test_a_selected_signal_shows_its_numbers_and_subjects(call, signal_demo_db):
 def test_an_alert_link_selects_the_signal_by_cohort(call, signal_demo_db):
     # The alerts link a signal as /signals?...&cohort=<group>&soc=..&pt=..&test=..: the cohort filter is its group.
     search = state_to_search(_state(signal_demo_db, cohort="Ph Ib NPC", soc=ENDO, pt="Hypothyroidism")) + "&test=cohort"
-    out = call(f"{ids.SIGNALS_GRID}.rowData", {"url.search": search})
+    out = call(f"{ids.SIGNALS_COUNT}.children", {"url.search": search})
     assert out[ids.SIGNALS_DETAIL_TITLE]["children"] == "Hypothyroidism out of line in Ph Ib NPC"
     assert "Subjects of x₁ (27)" in _text(out[ids.SIGNALS_DETAIL]["children"])
-    assert {row["group_label"] for row in out[ids.SIGNALS_GRID]["rowData"]} == {"Ph Ib NPC"}
+    rows = _every_row(call, search)
+    assert {row["group"] for row in rows} == {"Ph Ib NPC"}
+    assert [row["key"] for row in rows if row["selected"]] == [FLAGGED_CUT3[1].key]
 
 
 def test_a_row_click_writes_the_signal_into_the_address(call, signal_demo_db):
@@ -118,18 +160,62 @@ def test_the_listing_marks_the_new_subjects_first(call, signal_demo_db):
 
 
 def test_the_forest_draws_the_grids_page(call, signal_demo_db):
-    out = call(f"{ids.SIGNALS_FOREST}.figure", {f"{ids.SIGNALS_PAGE_KEYS}.data": None,
-               "url.search": _selected(signal_demo_db)})  # fmt: skip
+    inputs = {f"{ids.SIGNALS_GRID}.paginationInfo": None, f"{ids.SIGNALS_GRID}.getRowsRequest": None,
+              "url.search": _selected(signal_demo_db)}  # fmt: skip
+    out = call(f"{ids.SIGNALS_FOREST}.figure", inputs)
     trace = out[ids.SIGNALS_FOREST]["figure"]["data"][0]
-    assert len(trace["y"]) == 12  # one page of the grid
+    assert len(trace["y"]) == 12  # one page of the grid, before the grid says which: the first
     assert [point[0] for point in trace["customdata"][::-1][:4]] == [s.key for s in FLAGGED_CUT3]  # first on top
     assert trace["marker"]["line"]["width"][::-1][2] == 2.5  # the selected signal is ringed
-    # The browser sends the keys of the grid's page (a dozen strings, not the table): those rows, in that order.
-    keys = [FLAGGED_CUT3[3].key, FLAGGED_CUT3[0].key]
-    out = call(f"{ids.SIGNALS_FOREST}.figure", {f"{ids.SIGNALS_PAGE_KEYS}.data": keys,
-               "url.search": _selected(signal_demo_db)})  # fmt: skip
-    trace = out[ids.SIGNALS_FOREST]["figure"]["data"][0]
-    assert [point[0] for point in trace["customdata"][::-1]] == keys
+
+
+def test_the_grid_sorts_and_filters_on_the_server(call, signal_demo_db):
+    search = _selected(signal_demo_db)
+    every = _every_row(call, search)
+    # p, largest first: every row still there, in p's order, the smallest p (the flagged rows') last.
+    by_p = _every_row(call, search, sort=BY_P_DESCENDING)
+    assert sorted(row["key"] for row in by_p) == sorted(row["key"] for row in every)
+    ps = [row["p_one_sided"] for row in by_p]
+    assert all(a >= b for a, b in zip(ps, ps[1:], strict=False))
+    assert by_p[-1]["key"] == FLAGGED_CUT3[0].key
+    # A text filter on the PT (case does not matter): only the hepatitis rows, three of them flagged, in the
+    # default order (flagged first); with the sort too, the flagged ones last.
+    hepatitis = _every_row(call, search, filters=PT_HAS_HEPATITIS)
+    assert hepatitis and all("hepatitis" in row["pt"].casefold() for row in hepatitis)
+    assert {row["key"] for row in hepatitis} == {row["key"] for row in every if "hepatitis" in row["pt"].casefold()}
+    flagged_hepatitis = [s.key for s in FLAGGED_CUT3 if s.pt == "Hepatitis"]
+    assert [row["key"] for row in hepatitis[:3]] == flagged_hepatitis
+    both = _every_row(call, search, sort=BY_P_DESCENDING, filters=PT_HAS_HEPATITIS)
+    assert [row["key"] for row in both[-3:]] == flagged_hepatitis[::-1]
+    assert [row["key"] for row in both if row["selected"]] == [RISING_NSCLC.key]
+    # The group, ascending: the escalation cohorts by dose (0.3 before 3 before 10), as the browser sorted them.
+    by_group = _every_row(call, search, sort=[{"colId": "group", "sort": "asc"}])
+    assert list(dict.fromkeys(row["group"] for row in by_group)) == [
+        "All cohorts", "Ph I 0.3 mg/kg", "Ph I 1 mg/kg", "Ph I 3 mg/kg", "Ph I 5 mg/kg", "Ph I 10 mg/kg",
+        "Ph Ib Cervical", "Ph Ib NPC", "Ph Ib NSCLC", "Ph Ib Other"]  # fmt: skip
+
+
+def test_the_forests_second_page_is_the_grids_second_page(call, signal_demo_db):
+    search = _selected(signal_demo_db)
+    for sort in ([], BY_P_DESCENDING):
+        order = [row["key"] for row in _every_row(call, search, sort=sort)]
+        # On page 2 the grid's latest request is for rows 13..24 (its blocks are a page long), in its sort.
+        request = {"startRow": PAGE, "endRow": 2 * PAGE, "sortModel": sort, "filterModel": {}}
+        assert [row["key"] for row in _page(call, search, request)["rowData"]] == order[PAGE : 2 * PAGE]
+        pagination = {"currentPage": 1, "pageSize": PAGE, "totalPages": 42, "rowCount": 499, "isLastPageFound": True}
+        assert _forest_keys(call, search, pagination, request) == order[PAGE : 2 * PAGE]
+        # Back on page 1, the blocks cached: no new request, the latest one still names the sort.
+        first = pagination | {"currentPage": 0}
+        assert _forest_keys(call, search, first, request) == order[:PAGE]
+
+
+def test_a_nonsense_page_or_request_draws_the_first_page(call, signal_demo_db):
+    search = _selected(signal_demo_db)
+    nonsense = {"startRow": "x", "endRow": None, "sortModel": {"colId": "pt"}, "filterModel": ["pt"]}
+    keys = _forest_keys(call, search, {"currentPage": "two", "pageSize": -5}, nonsense)
+    assert keys[:4] == [s.key for s in FLAGGED_CUT3] and len(keys) == PAGE
+    rows = _page(call, search, nonsense)["rowData"]
+    assert [row["key"] for row in rows[:4]] == [s.key for s in FLAGGED_CUT3] and len(rows) == PAGE
 
 
 def test_the_overview_card_counts_and_links_the_flagged_signals(call, signal_demo_db):
@@ -144,8 +230,8 @@ def test_the_overview_card_counts_and_links_the_flagged_signals(call, signal_dem
 
 def test_the_first_cut_has_no_rising_rows(call, signal_demo_db):
     search = state_to_search(ViewState(study=signal_demo_db.study_id, cut=signal_demo_db.run_ids[0]))
-    out = call(f"{ids.SIGNALS_GRID}.rowData", {"url.search": search})
-    assert {row["test_label"] for row in out[ids.SIGNALS_GRID]["rowData"]} == {"Out of line"}
+    out = call(f"{ids.SIGNALS_SCOPE}.children", {"url.search": search})
+    assert {row["test_label"] for row in _every_row(call, search)} == {"Out of line"}
     assert "the study's first cut: no rising test" in out[ids.SIGNALS_SCOPE]["children"]
 
 
@@ -181,7 +267,7 @@ for (const row of document.querySelectorAll('#signals-grid .ag-center-cols-conta
   const index = row.getAttribute('row-index');
   const pinned = document.querySelector(`#signals-grid .ag-pinned-left-cols-container .ag-row[row-index='${index}']`);
   const term = pinned && (pinned.querySelector(".ag-cell[col-id='pt']") || {}).textContent;
-  if (cell('test_label') === test && cell('group_label') === group && term === pt) return index;
+  if (cell('test_label') === test && cell('group') === group && term === pt) return index;
 }
 return null;
 """

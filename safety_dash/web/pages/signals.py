@@ -3,12 +3,17 @@ the rest by one-sided p; a forest plot of the rate ratios of the rows shown; a s
 across cuts, the subjects counted in x₁ (new since the previous cut, or of the cohort) and the term's listing with
 their records marked first, each subject's profile one click away.
 
+The grid pages on the server (a study of a million events has thousands of signal rows): each page is filtered and
+sorted as the grid asks, the selected signal marked in its rows; the forest takes the same page of the same order.
+
 The filter bar applies: the cohort keeps its own rows, grade / serious / related count only such events (the
 signals are then computed from the stored derivations), "within window" narrows the listing. The selected signal
 is in the address (``test``, ``group``, ``soc``, ``pt``), so a shared link opens it.
 """
 
 from __future__ import annotations
+
+import numbers
 
 import dash_ag_grid as dag
 import pandas as pd
@@ -31,7 +36,6 @@ from safety_dash.views.signals import (
 from safety_dash.web import ids
 from safety_dash.web.components import (
     EMPTY_ROWS,
-    GRID_THEME,
     build_graph,
     build_grid,
     build_page_header,
@@ -46,13 +50,15 @@ from safety_dash.web.components import (
     write_search,
 )
 from safety_dash.web.figures import make_empty_figure, make_signal_forest_figure, make_signal_trend_figure
-from safety_dash.web.listing import json_records, listing_positions, listing_rows, page_frame
+from safety_dash.web.listing import listing_positions, listing_rows, page_frame, page_positions
 from safety_dash.web.pages import Page
 from safety_dash.web.state import ViewState, select_signal, signal_group, state_href
 from safety_dash.web.views import load_view
 
 PAGE_SIZE = 12
 P_FORMAT = "params.value == null ? '' : (params.value < 0.001 ? d3.format('.1e')(params.value) : d3.format('.3f')(params.value))"  # noqa: E501
+# "x / PY" of a part; an infinite-model row has no data until its page arrives, hence the checks on params.data.
+PARTS_FORMAT = "params.data ? params.data.{x} + ' / ' + d3.format('.1f')(params.data.{py}) : ''"
 SIGNAL_COLUMNS = [
     {"field": "flagged", "headerName": "", "width": 86, "minWidth": 86, "maxWidth": 86, "pinned": "left",
      "cellDataType": False, "valueFormatter": {"function": "params.value ? '⚑ flagged' : ''"},
@@ -65,18 +71,17 @@ SIGNAL_COLUMNS = [
     {"field": "test_label", "headerName": "Test", "width": 96,
      "headerTooltip": "Rising: since the previous cut against the time before it · Out of line: the cohort against "
      "the other cohorts"},
-    {"field": "group_label", "headerName": "Group", "minWidth": 120, "flex": 1,
-     "comparator": {"function": "naturalCompare(valueA, valueB)"}},
+    {"field": "group", "headerName": "Group", "minWidth": 120, "flex": 1},
     number_column("x1", "x₁ / PY₁", 0, width=92,
                   headerTooltip="subjects with a first event in the period (rising: since the previous cut) or "
                   "cohort (out of line), over their patient-years at risk",
-                  valueFormatter={"function": "params.data.x1 + ' / ' + d3.format('.1f')(params.data.py1)"}),
+                  valueFormatter={"function": PARTS_FORMAT.format(x="x1", py="py1")}),
     number_column("x0", "x₀ / PY₀", 0, width=92,
                   headerTooltip="the same before the previous cut (rising) or in the other cohorts (out of line)",
-                  valueFormatter={"function": "params.data.x0 + ' / ' + d3.format('.1f')(params.data.py0)"}),
+                  valueFormatter={"function": PARTS_FORMAT.format(x="x0", py="py0")}),
     number_column("rr_sort", "Rate ratio (CI)", 2, width=145,
                   headerTooltip="(x₁/PY₁) ÷ (x₀/PY₀) with the exact conditional 95% interval; ∞ when x₀ is 0",
-                  valueFormatter={"function": "params.data.rr_text"}),
+                  valueFormatter={"function": "params.data ? params.data.rr_text : ''"}),
     number_column("p_one_sided", "p", 3, width=80, valueFormatter={"function": P_FORMAT},
                   headerTooltip="one-sided p: the chance of an x₁ this large or larger if the rates were equal"),
     number_column("q_pt", "q PT", 3, width=80, valueFormatter={"function": P_FORMAT},
@@ -105,26 +110,25 @@ LISTING_COLUMNS = [
     {"field": "FLAGS", "headerName": "Flags", "minWidth": 240, "sortable": False, "filter": False,
      "tooltipField": "FLAGS"},
 ]  # fmt: skip
+# The grid's fields; the cohort's label goes out as "group", a column the server sorts in natural order (dose levels
+# by dose: safety_dash.web.listing.NATURAL_ORDER_COLUMNS).
 GRID_FIELDS = ["key", "flagged", "pt", "soc", "baskets", "test_label", "group_label", "x1", "py1", "x0", "py0",
                "rr_sort", "rr_text", "p_one_sided", "q_pt", "q_soc", "trend", "since"]  # fmt: skip
 
 
 def build_signal_grid() -> dag.AgGrid:
-    """The signal rows, sent whole (hundreds) and paged in the browser; flagged rows tinted, the selected one
-    highlighted."""
-    return dag.AgGrid(
-        id=ids.SIGNALS_GRID,
-        columnDefs=SIGNAL_COLUMNS,
-        rowData=[],
+    """The signal rows, one page at a time from the server (thousands on a large study); flagged rows tinted, the
+    selected one (marked ``selected`` by the server) highlighted."""
+    return build_grid(
+        ids.SIGNALS_GRID,
+        SIGNAL_COLUMNS,
+        height=None,  # as high as its page: 12 rows, whatever the width (a horizontal scroll bar included)
+        dashGridOptions={"domLayout": "autoHeight"},
+        page_size=PAGE_SIZE,
         getRowId="params.data.key",
-        rowClassRules={"row-flagged": "params.data.flagged"},
-        defaultColDef={"resizable": True, "sortable": True, "filter": True, "minWidth": 70},
-        dashGridOptions={"theme": GRID_THEME, "enableCellTextSelection": True, "animateRows": False,
-                         "tooltipShowDelay": 300, "suppressCellFocus": True, "pagination": True,
-                         "paginationPageSize": PAGE_SIZE, "paginationPageSizeSelector": False,
-                         "domLayout": "autoHeight",
-                         "rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": False}},
-        style={"width": "100%"},
+        rowClassRules={"row-flagged": "params.data && params.data.flagged",
+                       "row-selected": "params.data && params.data.selected"},
+        defaultColDef={"minWidth": 70},
     )  # fmt: skip
 
 
@@ -144,7 +148,7 @@ def layout():
                 [
                     build_panel(
                         "Rate ratios of the rows shown",
-                        [build_graph(ids.SIGNALS_FOREST, 380), dcc.Store(id=ids.SIGNALS_PAGE_KEYS)],
+                        [build_graph(ids.SIGNALS_FOREST, 380)],
                         subtitle="the grid's page, in its order · red: flagged · click a point to open it",
                     ),
                     build_panel(
@@ -210,6 +214,40 @@ def _filters(state: ViewState) -> tuple:
     return state.min_grade, state.serious, state.related
 
 
+def signal_grid_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """The grid's columns of signal rows, in the same order (the positions of one are those of the other)."""
+    return rows[GRID_FIELDS].rename(columns={"group_label": "group"})
+
+
+def _whole(value, default: int) -> int:
+    return int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else default
+
+
+def grid_request(request) -> dict:
+    """A grid's ``getRowsRequest`` as :func:`page_positions` reads it: the rows asked for (whole numbers), the sort
+    (a list of column and direction) and the column filters (by column); anything else in it is left out."""
+    request = request if isinstance(request, dict) else {}
+    start = max(_whole(request.get("startRow"), 0), 0)
+    sort = request.get("sortModel")
+    filters = request.get("filterModel")
+    return {
+        "startRow": start,
+        "endRow": _whole(request.get("endRow"), start + PAGE_SIZE),
+        "sortModel": [item for item in sort if isinstance(item, dict)] if isinstance(sort, list) else [],
+        "filterModel": filters if isinstance(filters, dict) else {},
+    }
+
+
+def forest_request(pagination, request) -> dict:
+    """The request of the page the grid shows: the page of its ``paginationInfo`` (the first without one) in the
+    sort and filters of its latest ``getRowsRequest``."""
+    pagination = pagination if isinstance(pagination, dict) else {}
+    page = max(_whole(pagination.get("currentPage"), 0), 0)
+    size = _whole(pagination.get("pageSize"), PAGE_SIZE)
+    size = size if 0 < size <= PAGE_SIZE else PAGE_SIZE  # the grid pages by PAGE_SIZE; the forest draws no more
+    return grid_request(request) | {"startRow": page * size, "endRow": (page + 1) * size}
+
+
 def _fact(label: str, value) -> html.Div:
     return html.Div([html.Span(label, className="fact-label"), html.Span(value, className="fact-value")],
                     className="fact")  # fmt: skip
@@ -261,8 +299,6 @@ def register_callbacks(app: Dash) -> None:
     @app.callback(
         Output(ids.SIGNALS_ALERT, "children"),
         Output(ids.SIGNALS_SCOPE, "children"),
-        Output(ids.SIGNALS_GRID, "rowData"),
-        Output(ids.SIGNALS_GRID, "selectedRows"),
         Output(ids.SIGNALS_COUNT, "children"),
         Output(ids.SIGNALS_DETAIL_TITLE, "children"),
         Output(ids.SIGNALS_DETAIL, "children"),
@@ -271,8 +307,10 @@ def register_callbacks(app: Dash) -> None:
         Output(ids.SIGNALS_LISTING_TITLE, "children"),
         Input(ids.URL, "search"),
     )
-    @guard(10)
+    @guard(8)
     def update_signals(search):
+        """The scope, the row count and the selected signal's numbers, trend and listing title (the grid asks for
+        its rows itself)."""
         view = load_view(search)
         state, key = view.state, view.key
         previous = load_previous_label(view.context.engine, view.cut.run_id)
@@ -281,12 +319,10 @@ def register_callbacks(app: Dash) -> None:
         count = (f"{n_flagged} flagged of {len(rows)} rows (test × group × term with a subject in x₁ or x₀) · "
                  "tinted: flagged · hover a column title for its meaning")  # fmt: skip
         signal = selected_signal(view, load_signal_rows(key, None, *_filters(state)))
-        grid_rows = json_records(rows[GRID_FIELDS])
         if signal is None:
             empty = make_empty_figure("Click a signal row or point", height=240)
             prompt = html.P("Click a row of the grid or a point of the forest plot.", className="muted")
-            return (None, describe_scope(view, previous), grid_rows, [], count, "No signal selected", prompt, empty,
-                    True, "")  # fmt: skip
+            return None, describe_scope(view, previous), count, "No signal selected", prompt, empty, True, ""
         every = load_signal_rows(key, None, *_filters(state))
         row = find_signal(every, signal)
         members = load_signal_members(key, signal, *_filters(state)) if row is not None else pd.DataFrame(
@@ -301,8 +337,6 @@ def register_callbacks(app: Dash) -> None:
         return (
             None,
             describe_scope(view, previous),
-            grid_rows,
-            [{"key": signal.key}] if row is not None else [],
             count,
             signal.label,
             build_signal_detail(view, signal, row, members, previous),
@@ -311,32 +345,42 @@ def register_callbacks(app: Dash) -> None:
             listing_title,
         )
 
-    # The keys of the grid's current page, in its order, worked out in the browser: the server gets a dozen keys,
-    # not the whole table (megabytes on a study with a thousand PTs).
-    app.clientside_callback(
-        "function(rows, pages){if(!rows){return null;}var p=(pages&&pages.currentPage)||0,"
-        f"s=(pages&&pages.pageSize)||{PAGE_SIZE};return rows.slice(p*s,(p+1)*s).map(function(r){{return r.key;}});}}",
-        Output(ids.SIGNALS_PAGE_KEYS, "data"),
-        Input(ids.SIGNALS_GRID, "virtualRowData"),
-        Input(ids.SIGNALS_GRID, "paginationInfo"),
+    @app.callback(
+        Output(ids.SIGNALS_GRID, "getRowsResponse"),
+        Input(ids.SIGNALS_GRID, "getRowsRequest"),
+        State(ids.URL, "search"),
     )
+    @guard_rows
+    def page_signals(request, search):
+        """One page of the signal rows, filtered and sorted as the grid asks (flagged first, then by p, when it
+        asks for no sort), the selected signal's row marked ``selected``."""
+        if request is None:
+            raise PreventUpdate
+        view = load_view(search)
+        rows = load_signal_rows(view.key, view.state.cohort, *_filters(view.state))
+        signal = selected_signal(view, load_signal_rows(view.key, None, *_filters(view.state)))
+        page = page_frame(signal_grid_frame(rows), grid_request(request))
+        for row in page["rowData"]:
+            row["selected"] = signal is not None and row["key"] == signal.key
+        return page
+
+    register_grid_refresh(app, ids.SIGNALS_GRID, ids.URL)  # the selection and the filters are in the address
 
     @app.callback(
         Output(ids.SIGNALS_FOREST, "figure"),
-        Input(ids.SIGNALS_PAGE_KEYS, "data"),
+        Input(ids.SIGNALS_GRID, "paginationInfo"),
+        Input(ids.SIGNALS_GRID, "getRowsRequest"),
         Input(ids.URL, "search"),
     )
     @guard_figure
-    def update_forest(keys, search):
-        """The rate ratios of the rows on the grid's page, in the grid's order (the first page before the grid
-        says which)."""
+    def update_forest(pagination, request, search):
+        """The rate ratios of the rows on the grid's page, in the grid's order: the page of its pagination in the
+        sort and filters of its latest request (the first page, flagged first, before it says)."""
         view = load_view(search)
         rows = load_signal_rows(view.key, view.state.cohort, *_filters(view.state))
-        keys = keys if keys is not None else list(rows["key"].head(PAGE_SIZE))
-        by_key = rows.set_index("key")
-        on_page = by_key.loc[[k for k in keys if k in by_key.index]].reset_index()
+        positions, _ = page_positions(signal_grid_frame(rows), forest_request(pagination, request))
         signal = selected_signal(view, load_signal_rows(view.key, None, *_filters(view.state)))
-        return make_signal_forest_figure(on_page, signal.key if signal else None)
+        return make_signal_forest_figure(rows.iloc[positions], signal.key if signal else None)
 
     @app.callback(
         Output(ids.URL, "search", allow_duplicate=True),
