@@ -58,6 +58,7 @@ from safety_dash.web.state import ViewState, state_to_search  # noqa: E402
 PASSWORD = "load-test-password"
 TARGET_P95_MS, TARGET_FIRST_PAGE_S, TARGET_RSS_MB = 500.0, 3.0, 500.0
 ROWS = {"startRow": 0, "endRow": 50, "sortModel": [], "filterModel": {}}
+SIGNAL_ROWS = {"startRow": 0, "endRow": 12, "sortModel": [], "filterModel": {}}  # the signals grid pages by 12
 SHOWN_ERROR = b"could not be computed"  # what a view shows when its callback failed (web.components.error_message)
 BROWSER_CONNECTIONS = 6
 POSTGRES_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -366,9 +367,13 @@ class Session:
             *page_callbacks(name, search),
         ]
         answers = await asyncio.gather(*(self.callback(*call) for call in calls))
-        if name == "signals":  # the forest follows the rows the grid shows
-            rows = answers[2].get(ids.SIGNALS_GRID, {}).get("rowData")
-            shown = {f"{ids.SIGNALS_GRID}.virtualRowData": rows, f"{ids.SIGNALS_GRID}.paginationInfo": None}
+        if name == "signals":  # the forest follows the grid: its first page, in the order of its request
+            rows = next((a[ids.SIGNALS_GRID].get("getRowsResponse") for a in answers if ids.SIGNALS_GRID in a), None)
+            count = (rows or {}).get("rowCount") or 0
+            size = SIGNAL_ROWS["endRow"]
+            pages = {"currentPage": 0, "pageSize": size, "totalPages": -(-count // size), "rowCount": count,
+                     "isLastPageFound": True}  # fmt: skip
+            shown = {f"{ids.SIGNALS_GRID}.paginationInfo": pages, f"{ids.SIGNALS_GRID}.getRowsRequest": SIGNAL_ROWS}
             await self.callback("signals forest", f"{ids.SIGNALS_FOREST}.figure", shown | url)
         errors = [s.error for s in self.mine[first:] if s.error]
         return Sample(name, started, (time.perf_counter() - started) * 1000, errors[0] if errors else None)
@@ -412,8 +417,8 @@ def page_callbacks(name: str, search: str) -> list[tuple]:
     """The page's own callbacks for a step: (kind, output, inputs, state)."""
     url = {"url.search": search}
 
-    def grid(kind: str, grid_id: str) -> tuple:
-        return kind, f"{grid_id}.getRowsResponse", {f"{grid_id}.getRowsRequest": ROWS}, url
+    def grid(kind: str, grid_id: str, request: dict = ROWS) -> tuple:
+        return kind, f"{grid_id}.getRowsResponse", {f"{grid_id}.getRowsRequest": request}, url
 
     charts = ("explorer charts", f"{ids.EXPLORER_SOC_GRAPH}.figure", url, None)
     explorer = [charts, grid("explorer grid", ids.EXPLORER_GRID)]
@@ -428,7 +433,8 @@ def page_callbacks(name: str, search: str) -> list[tuple]:
                     grid("listing page", ids.LISTING_GRID)],
         "subject": [("subject profile", f"{ids.SUBJECT_TIMELINE}.figure", url, None),
                     ("subject picker", f"{ids.SUBJECT_PICKER}.options", picker, None)],
-        "signals": [("signals table", f"{ids.SIGNALS_GRID}.rowData", url, None)],
+        "signals": [("signals summary", f"{ids.SIGNALS_COUNT}.children", url, None),
+                    grid("signals table", ids.SIGNALS_GRID, SIGNAL_ROWS)],
     }[name]  # fmt: skip
 
 
