@@ -128,7 +128,9 @@ def store_cut_derivations(connection: Connection, cut: CutContext, derived: Deri
     clear_cut_derivations(connection, cut)
     for table, rows in derivation_writes(derived):
         bulk_insert(connection, table, rows)
-    store_cut_signals(connection, cut, derived)
+    from safety_dash.signal_store import derive_cut_signals  # signal_store reads cuts through this module
+
+    derive_cut_signals(connection, cut, derived.subjects, derived.events)
 
 
 def clear_cut_derivations(connection: Connection, cut: CutContext) -> None:
@@ -145,13 +147,6 @@ def derivation_writes(derived: DerivedCut) -> list[tuple[Table, pd.DataFrame]]:
     """
     return [(DerivedSubject.__table__, derived.subject_rows.copy(deep=False)),
             (DerivedEvent.__table__, derived.event_rows.copy(deep=False))]  # fmt: skip
-
-
-def store_cut_signals(connection: Connection, cut: CutContext, derived: DerivedCut) -> None:
-    """Derive and store the signals of ``cut`` from its derivations (DOMAIN.md §7)."""
-    from safety_dash.signal_store import derive_cut_signals  # signal_store reads cuts through this module
-
-    derive_cut_signals(connection, cut, derived.subjects, derived.events)
 
 
 def derived_read_model_columns(derived: DerivedCut):

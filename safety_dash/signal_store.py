@@ -10,6 +10,7 @@ the same functions, so the command, the Signals page, the alerts and the committ
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -70,17 +71,45 @@ def derive_cut_signals(
     ``subjects`` / ``events`` are the cut's derived frames as :func:`safety_dash.analysis.derive_cut` makes them.
     Replaces what was stored for the cut (idempotent).
     """
-    previous = load_previous_cut(connection, cut.run_id)
-    since = compute_rising_since(previous, cut.cutoff)
-    connection.execute(delete(DerivedSignal).where(DerivedSignal.run_id == cut.run_id))
+    tables = compute_stored_signals(cut, subjects, events, read_signal_history(connection, cut))
+    store_signal_tables(connection, cut, tables)
+    return tables
+
+
+@dataclass(frozen=True)
+class SignalHistory:
+    """What the signals of a cut need of the cuts before it: the previous cut (run id, cutoff) or None, and its
+    signal table per analysis (for ``first_flagged_run``)."""
+
+    previous: tuple[int, dt.date] | None
+    earlier: dict[str, pd.DataFrame]
+
+
+def read_signal_history(bind, cut: CutContext) -> SignalHistory:
+    """The :class:`SignalHistory` of ``cut`` (read before its signals are computed, which reads nothing)."""
+    previous = load_previous_cut(bind, cut.run_id)
+    earlier = {a: _stored_or_computed(bind, previous[0], a) for a in STORED_ANALYSES} if previous else {}
+    return SignalHistory(previous, earlier)
+
+
+def compute_stored_signals(
+    cut: CutContext, subjects: pd.DataFrame, events: pd.DataFrame, history: SignalHistory
+) -> dict[str, pd.DataFrame]:
+    """The signal tables of ``cut`` for each of :data:`STORED_ANALYSES` (columns :data:`SIGNAL_TABLE_COLUMNS`),
+    from its derived frames and its :class:`SignalHistory`; reads and writes nothing."""
+    since = compute_rising_since(history.previous, cut.cutoff)
     tables = {}
     for analysis in STORED_ANALYSES:
         table = compute_signals(events, subjects, analysis, GROUP_COLUMN, since, cut.cutoff)
-        earlier = _stored_or_computed(connection, previous[0], analysis) if previous else None
-        table = derive_first_flagged(table, earlier, cut.run_id)
-        bulk_insert(connection, DerivedSignal.__table__, _signal_rows(table, cut.run_id, analysis))
-        tables[analysis] = table
+        tables[analysis] = derive_first_flagged(table, history.earlier.get(analysis), cut.run_id)
     return tables
+
+
+def store_signal_tables(connection: Connection, cut: CutContext, tables: dict[str, pd.DataFrame]) -> None:
+    """Replace the stored signals of ``cut`` with ``tables`` (by analysis, as :func:`compute_stored_signals`)."""
+    connection.execute(delete(DerivedSignal).where(DerivedSignal.run_id == cut.run_id))
+    for analysis, table in tables.items():
+        bulk_insert(connection, DerivedSignal.__table__, _signal_rows(table, cut.run_id, analysis))
 
 
 def load_cut_signals(bind, run_id: int, analysis: str) -> pd.DataFrame | None:

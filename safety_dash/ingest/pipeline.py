@@ -169,7 +169,7 @@ def _run(
     clock.lap("validate")
     if before_load_hook is not None:
         before_load_hook(run_id)
-    from safety_dash import analysis  # the analysis floor sits above ingestion
+    from safety_dash import analysis, signal_store  # the analysis floor sits above ingestion
     from safety_dash.readmodel import compute_new_cut_columns, remove_read_model_folder, save_read_model_of_new_cut
 
     folder = None  # the cut's read model, written before the commit: removed when the commit fails
@@ -190,13 +190,15 @@ def _run(
                 derived = analysis.compute_cut_derivations(cut, loaded.frames)
             del loaded
             clock.lap("load, derivations computed meanwhile")
-            # The same for the derivations and the web workers' columns of the cut, built once the load's frames
-            # are let go (the peak memory stays under 2 GB).
+            # The same for the derivations: meanwhile the web workers' columns of the cut (built once the load's
+            # frames are let go: the peak memory stays under 2 GB) and its signals are computed.
             analysis.clear_cut_derivations(connection, cut)
+            history = signal_store.read_signal_history(connection, cut)
             with bulk_insert_meanwhile(connection, analysis.derivation_writes(derived)):
                 columns = compute_new_cut_columns(functools.partial(analysis.derived_read_model_columns, derived))
-            analysis.store_cut_signals(connection, cut, derived)
+                signals = signal_store.compute_stored_signals(cut, derived.subjects, derived.events, history)
             del derived
+            signal_store.store_signal_tables(connection, cut, signals)
             message = summarise_counts(counts)
             if findings:
                 message += "; accepted with --accept-large-change: the run would " + "; ".join(findings)
@@ -206,7 +208,7 @@ def _run(
                 .values(counts=counts, derived_at=utcnow(), accepted_large_change=bool(findings))
             )
             _finish_run(connection, run_id, "succeeded", message)
-            clock.lap("derivations stored, read model built meanwhile")
+            clock.lap("derivations stored, read model and signals computed meanwhile")
             # The web workers' file of the cut, in place when the cut becomes visible; a failure is logged only.
             if columns is not None:
                 folder = save_read_model_of_new_cut(connection, run_id, columns)

@@ -216,7 +216,7 @@ def test_ingest_extract_fails_on_text_that_is_not_utf8(database_url, tmp_path):
 # The derivations are computed while the versions are written, and the read model's columns while the derivations
 # are written (on PostgreSQL the COPY runs in a thread meanwhile, which must be over before the transaction is rolled
 # back); the signals are stored after. A failure at any of these steps rolls the whole cut back.
-@pytest.mark.parametrize("failing", ["compute_cut_derivations", "derived_events", "store_cut_signals"])
+@pytest.mark.parametrize("failing", ["compute_cut_derivations", "derived_events", "store_signal_tables"])
 def test_ingest_extract_fails_whole_when_the_database_fails_midway(database_url, tmp_path, monkeypatch, failing):
     first, current = _previous_cut_and_counts(database_url, tmp_path)
     extract = standard_extract()
@@ -237,6 +237,8 @@ def test_ingest_extract_fails_whole_when_the_database_fails_midway(database_url,
             insert(connection, table, rows)
 
         monkeypatch.setattr(bulk, "bulk_insert", fail_on_derived_events)
+    elif failing == "store_signal_tables":
+        monkeypatch.setattr(f"safety_dash.signal_store.{failing}", fail)
     else:
         monkeypatch.setattr(f"safety_dash.analysis.{failing}", fail)
     result = ingest_extract(database_url, write_extract(tmp_path / "cut2", extract), cutoff=CUTOFF)

@@ -132,3 +132,16 @@ def test_read_domain_file_counts_the_fields_of_a_short_row_among_unusual_quotes(
     frame = read_domain_file("ae", path).frame
     assert frame["_FIELDS"].tolist() == ["3", "2"]
     assert frame.loc[0, "AETERM"] == 'Cyst 2" wide'
+
+
+@pytest.mark.parametrize(
+    ("text", "padded"),
+    [(" A,B\nx,y\n", True), ("A,B\nx,y \n", True), ("A,B\nx ,y\n", True), ("A,B\nx, y\n", True),
+     ('A,B\n"x ",y\n', True), ("A;B\nx; y\n", True), ("A,B\r\nx,y \r\n", True), ("A,B\nx\ty,z\n", True),
+     ("A,B\nx,y\x1f\n", True), ("A,B\nx,y\u00a0\n", True), ("A,B\nx y,z w\r\n", False), ("A,B\nx,y", False),
+     ("A,B\nx,y ", True)],
+)  # fmt: skip
+def test_may_be_padded_finds_every_place_a_value_can_carry_whitespace(text, padded):
+    from safety_dash.ingest.readers import _may_be_padded
+
+    assert _may_be_padded(text.encode("utf-8")) is padded
