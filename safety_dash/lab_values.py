@@ -4,6 +4,10 @@ The same functions feed the ``labs`` command, the Labs and eDISH pages, the lab 
 :func:`compute_cut_lab_values` reads the LB versions of the cut and the cut's stored subject derivations and runs
 :func:`~safety_dash.metrics.labs.derive_lab_values` with the CTCAE v5.0 criteria kept as data
 (``safety_dash/metrics/lab_criteria_ctcae_v5.csv``). A study without LB has no lab values (an empty frame).
+
+Ingestion grades a new cut from the records it has just loaded instead (:func:`prepare_lab_records` and
+:func:`prepare_lab_subjects` give them the shape the database returns, :func:`derive_cut_lab_values` grades them)
+and writes what the lab pages read to the cut's read model (:mod:`safety_dash.readmodel.labs`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,14 @@ from safety_dash.metrics.labs import (
 CHUNK_ROWS = 200_000
 LB_TEXT_COLUMNS = ("USUBJID", "LBSEQ", "LBTESTCD", "LBTEST", "LBCAT", "LBSTRESC", "LBSTRESU", "LBNRIND", "LBBLFL",
                    "LBLOBXFL", "VISITNUM", "VISIT", "LBDTC")  # fmt: skip
+LB_NUMBER_COLUMNS = ("LBSTRESN", "LBSTNRLO", "LBSTNRHI")
+# The columns of :func:`load_cut_lab_records`, in its order (the ``cut_lab_records`` query's, upper case).
+LB_RECORD_COLUMNS = ("LB_ID", "RECORD_KEY", "USUBJID", "LBSEQ", "LBTESTCD", "LBTEST", "LBCAT", "LBSTRESC", "LBSTRESN",
+                     "LBSTRESU", "LBSTNRLO", "LBSTNRHI", "LBNRIND", "LBBLFL", "LBLOBXFL", "VISITNUM", "VISIT", "LBDTC",
+                     "VALID_FROM_RUN", "CHANGE")  # fmt: skip
+# The subject columns grading reads (of :func:`~safety_dash.analysis.load_derived_subjects`): the derivations.
+LAB_SUBJECT_COLUMNS = ("USUBJID", GROUP_COLUMN, "TRTSDT", "TRTEDT", "DTHDT", "SAFFL", "WINDOW_END", "DAYS_AT_RISK",
+                       "N_DOSES")  # fmt: skip
 
 
 @functools.cache
@@ -53,10 +65,58 @@ def load_cut_lab_records(bind, cut: CutContext, chunk_rows: int = CHUNK_ROWS) ->
         chunk = chunk.rename(columns=str.upper).rename(columns={"ID": "LB_ID"})
         for column, texts in shared.items():
             chunk[column] = _shared_texts(chunk[column], texts)
-        for column in ("LBSTRESN", "LBSTNRLO", "LBSTNRHI"):
+        for column in LB_NUMBER_COLUMNS:
             chunk[column] = pd.to_numeric(chunk[column], errors="coerce").astype(float)
         parts.append(chunk)
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+
+def prepare_lab_records(loaded: pd.DataFrame) -> pd.DataFrame:
+    """The LB records of a cut as loading returns them (``LoadedCut.frames["lb"]``: this extract's rows with ID,
+    RECORD_KEY, VALID_FROM_RUN and CHANGE, plus the kept versions of quarantined rows) in exactly the shape
+    :func:`load_cut_lab_records` reads them back once they are stored: its columns in its order, text ('' for
+    missing), floats, and its row order (``ORDER BY usubjid, id``, USUBJID in code point order, as SQLite and a
+    C collation sort). Ingestion grades these instead of reading back the records it has just written (a test holds
+    the two equal)."""
+    subject_codes, _ = pd.factorize(loaded["USUBJID"].fillna("").astype(str), sort=True)
+    ids = loaded["ID"].to_numpy(dtype=np.int64)
+    order = np.lexsort((ids, subject_codes))
+    in_order = bool(len(order) == 0 or (np.diff(order) > 0).all())  # an extract sorted by subject usually is
+    shared: dict[str, dict[str, str]] = {}
+    columns = {}
+    for column in LB_RECORD_COLUMNS:
+        source = {"LB_ID": "ID"}.get(column, column)
+        values = loaded[source] if in_order else loaded[source].iloc[order]
+        if column in ("LB_ID", "VALID_FROM_RUN"):
+            columns[column] = values.to_numpy(dtype=np.int64)
+        elif column in LB_NUMBER_COLUMNS:
+            columns[column] = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+        elif column == "RECORD_KEY":
+            columns[column] = values.astype(str).to_numpy(dtype=object)
+        else:
+            columns[column] = _shared_texts(values, shared.setdefault(column, {}))
+    return pd.DataFrame(columns)
+
+
+def prepare_lab_subjects(subject_rows: pd.DataFrame) -> pd.DataFrame:
+    """The derived subjects of a cut from its ``derived_subjects`` rows as ingestion stores them
+    (:func:`safety_dash.analysis.stored_subject_rows`), in the shape :func:`~safety_dash.analysis.
+    load_derived_subjects` reads them back: the columns :data:`LAB_SUBJECT_COLUMNS` (all grading reads), same types,
+    sorted by USUBJID. Ingestion grades against these (a test holds them equal to the stored ones)."""
+    rows = subject_rows.iloc[np.argsort(subject_rows["usubjid"].to_numpy(dtype=str), kind="stable")]
+    frame = pd.DataFrame(
+        {
+            "USUBJID": rows["usubjid"].fillna("").astype(str).to_numpy(dtype=object),
+            GROUP_COLUMN: rows["cohort"].astype(object).where(rows["cohort"].notna(), "").to_numpy(dtype=object),
+            **{name: pd.to_datetime(rows[name.lower()]).to_numpy(dtype="datetime64[ns]")
+               for name in ("TRTSDT", "TRTEDT", "DTHDT")},
+            "SAFFL": rows["saffl"].astype(bool).to_numpy(),
+            "WINDOW_END": pd.to_datetime(rows["window_end"]).to_numpy(dtype="datetime64[ns]"),
+            "DAYS_AT_RISK": pd.array(rows["days_at_risk"], dtype="Int64"),
+            "N_DOSES": rows["n_doses"].to_numpy(dtype=np.int64),
+        }
+    )  # fmt: skip
+    return frame[list(LAB_SUBJECT_COLUMNS)]
 
 
 def _shared_texts(values: pd.Series, shared: dict[str, str]) -> np.ndarray:
@@ -73,11 +133,17 @@ def compute_cut_lab_values(bind, cut: CutContext) -> tuple[pd.DataFrame, pd.Data
     """(values, subjects): every LB record of the cut graded (:func:`derive_lab_values`, with LB_ID, VISIT,
     VISITNUM and VALID_FROM_RUN carried over) and the cut's derived subjects (with COHORT_GROUP)."""
     subjects = load_derived_subjects(bind, cut.run_id)
-    lb = load_cut_lab_records(bind, cut)
+    return derive_cut_lab_values(load_cut_lab_records(bind, cut), subjects, cut), subjects
+
+
+def derive_cut_lab_values(lb: pd.DataFrame, subjects: pd.DataFrame, cut: CutContext) -> pd.DataFrame:
+    """The LB records ``lb`` of ``cut`` (:func:`load_cut_lab_records`, or :func:`prepare_lab_records` of the records
+    just loaded) graded against its derived ``subjects`` (:func:`derive_lab_values` with the cut's cutoff and
+    window), with LB_ID, VISIT, VISITNUM and VALID_FROM_RUN carried over."""
     values = derive_lab_values(lb, subjects, cut.cutoff, cut.window_days, load_lab_criteria())
     for column in ("LB_ID", "VISIT", "VISITNUM", "VALID_FROM_RUN"):
         values[column] = lb[column].to_numpy()
-    return values, subjects
+    return values
 
 
 def compute_cut_lab_table(bind, cut: CutContext, group: str | None = None, min_grade: int | None = None):
