@@ -23,7 +23,6 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +123,9 @@ def write_cut_files(root: Path, cut: CutInfo, columns: CutColumns, replace: bool
     """Write the read model of ``cut`` from ``columns`` under ``root`` and return its folder.
 
     Written to a temporary folder and renamed into place. When the folder is already there it is kept (another
-    writer finished first: the same cut gives the same files), unless ``replace``. Old folders of earlier
+    writer finished first: the same cut gives the same files), unless ``replace`` or it holds no events file (only
+    the lab read model, :mod:`~safety_dash.readmodel.labs`, written while this write failed). A folder swapped for
+    the new one hands its subfolders (the lab read model of the same cut) over to it. Old folders of earlier
     derivations of the same run, and temporary folders left by writers that died, are removed
     (:func:`remove_stale_folders`).
     """
@@ -147,18 +148,31 @@ def write_cut_files(root: Path, cut: CutInfo, columns: CutColumns, replace: bool
         try:
             os.rename(temporary, final)
         except OSError:  # the folder exists: kept, or swapped for the new one
-            if not replace:
+            if not replace and (final / EVENTS_FILE).is_file():
                 shutil.rmtree(temporary)
                 return final
             old = final.parent / f".old-{final.name}-{write_id}"
             os.rename(final, old)
             os.rename(temporary, final)
+            _hand_over_subfolders(old, final)
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     remove_stale_folders(final.parent, keep=final.name)
     return final
+
+
+def _hand_over_subfolders(old: Path, new: Path) -> None:
+    """Move the subfolders of a cut's replaced read model folder ``old`` (its lab read model: the same cut, still
+    true) into ``new``; one that cannot be moved is logged and left to be written again."""
+    for entry in old.iterdir():
+        if entry.is_dir() and not entry.name.startswith(".") and not (new / entry.name).exists():
+            try:
+                os.rename(entry, new / entry.name)
+            except OSError:
+                log.exception("%s could not be kept with the new read model of its cut; `readmodel build` writes it",
+                              entry)  # fmt: skip
 
 
 def remove_stale_folders(run_folder: Path, keep: str, now: float | None = None) -> list[Path]:
@@ -309,84 +323,6 @@ def remove_read_model_folder(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@dataclass(frozen=True)
-class BuiltReadModel:
-    """What ``readmodel build`` did for one cut."""
-
-    study_id: str
-    run_id: int
-    folder: Path
-    status: str  # "written", "present" or "failed: ..."
-    megabytes: float
-    seconds: float
-
-
 def folder_megabytes(folder: Path) -> float:
     """Size of the files in ``folder`` in MB."""
     return sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) / 1e6 if folder.is_dir() else 0.0
-
-
-def build_read_models(
-    engine: Engine,
-    study_id: str | None = None,
-    run_id: int | None = None,
-    replace: bool = False,
-    root: Path | None = None,
-    report: Callable[[BuiltReadModel], None] | None = None,
-) -> list[BuiltReadModel]:
-    """Write the read model of cut ``run_id``, else of every data cut of ``study_id``, else of every study, where
-    it is missing (every one with ``replace``); ``report`` is told of each cut as it is done."""
-    from safety_dash.readmodel.cuts import load_cuts, load_studies
-
-    root = root or read_model_root()
-    if run_id is not None:
-        cut = load_cut(engine, run_id)
-        if cut is None or cut.status != "succeeded":
-            raise ValueError(f"run {run_id} is not a succeeded data cut; `python -m safety_dash ingest` prints run ids")
-        if study_id is not None and cut.study_id != study_id:
-            raise ValueError(f"data cut {run_id} belongs to study {cut.study_id}, not {study_id}")
-        run_ids = [run_id]
-    else:
-        studies = [study_id] if study_id is not None else load_studies(engine)
-        run_ids = [int(r) for study in studies for r in load_cuts(engine, study)["run_id"]]
-        if study_id is not None and not run_ids:
-            raise ValueError(f"study {study_id} has no data cut; `python -m safety_dash ingest` makes one")
-    built = []
-    for number in run_ids:
-        cut = load_cut(engine, number)
-        folder = cut_folder(root, cut)
-        started = time.perf_counter()
-        if (folder / EVENTS_FILE).is_file() and not replace:
-            status = "present"
-        else:
-            try:
-                folder = save_read_model(engine, number, root, replace=replace)
-                status = "written"
-            except Exception as error:  # one cut's failure does not stop the others; the command exits 1
-                log.exception("writing the read model of cut %s failed", number)
-                status = f"failed: {type(error).__name__}: {error}"
-        result = BuiltReadModel(cut.study_id, number, folder, status, folder_megabytes(folder),
-                                time.perf_counter() - started)  # fmt: skip
-        if report is not None:
-            report(result)
-        built.append(result)
-    return built
-
-
-def run_build_command(database_url: str, study_id: str | None, run_id: int | None, replace: bool) -> int:
-    """``python -m safety_dash readmodel build``: write the missing read models, print one line per cut; exit code 0,
-    or 1 when a cut could not be written (or the cut asked for does not exist)."""
-    from safety_dash.db.engine import get_engine
-
-    def report(result: BuiltReadModel) -> None:
-        print(f"{result.study_id} cut {result.run_id}: {result.status}, {result.megabytes:.1f} MB, "
-              f"{result.seconds:.1f} s  {result.folder}", flush=True)  # fmt: skip
-
-    try:
-        built = build_read_models(get_engine(database_url), study_id, run_id, replace, report=report)
-    except ValueError as error:
-        print(f"error: {error}")
-        return 1
-    if not built:
-        print("no data cut yet: nothing to write")
-    return 1 if any(result.status.startswith("failed") for result in built) else 0
