@@ -169,10 +169,11 @@ def _run(
     clock.lap("validate")
     if before_load_hook is not None:
         before_load_hook(run_id)
-    from safety_dash import analysis, signal_store  # the analysis floor sits above ingestion
+    from safety_dash import analysis, lab_values, signal_store  # the analysis floor sits above ingestion
     from safety_dash.readmodel import compute_new_cut_columns, remove_read_model_folder, save_read_model_of_new_cut
+    from safety_dash.readmodel import labs as lab_model
 
-    folder = None  # the cut's read model, written before the commit: removed when the commit fails
+    folder = lab_folder = None  # the cut's read model, written before the commit: removed when the commit fails
     try:
         with engine.begin() as connection:
             lock_study(connection, study_id)
@@ -188,8 +189,20 @@ def _run(
             # PostgreSQL the server's COPY runs on one core, this on the other).
             with bulk_insert_meanwhile(connection, loaded.versions):
                 derived = analysis.compute_cut_derivations(cut, loaded.frames)
+                clock.lap("load, derivations computed meanwhile")
+                # The lab pages' read model, graded from the LB records in hand while their versions are written.
+                lab = None
+                if "lb" in loaded.frames:
+                    lab = lab_model.compute_new_cut_lab(
+                        functools.partial(_grade_lab_cut, cut, loaded.frames["lb"], derived.subject_rows)
+                    )
+                    clock.lap("lab values graded meanwhile")
+            lb_kept = "lb" not in loaded.frames  # an extract without LB leaves the stored LB records as they were
             del loaded
-            clock.lap("load, derivations computed meanwhile")
+            clock.lap("load written")
+            if lb_kept:  # read back (they are the earlier cuts'), graded while the derivations are written
+                lb_records = lab_model.compute_new_cut_lab(lambda: lab_values.load_cut_lab_records(connection, cut))
+                clock.lap("lab records read")
             # The same for the derivations: meanwhile the web workers' columns of the cut (built once the load's
             # frames are let go: the peak memory stays under 2 GB) and its signals are computed.
             analysis.clear_cut_derivations(connection, cut)
@@ -197,6 +210,11 @@ def _run(
             with bulk_insert_meanwhile(connection, analysis.derivation_writes(derived)):
                 columns = compute_new_cut_columns(functools.partial(analysis.derived_read_model_columns, derived))
                 signals = signal_store.compute_stored_signals(cut, derived.subjects, derived.events, history)
+                if lb_kept and lb_records is not None:
+                    lab = lab_model.compute_new_cut_lab(
+                        functools.partial(_grade_lab_cut, cut, lb_records, derived.subject_rows, loaded=False)
+                    )
+                    del lb_records
             del derived
             signal_store.store_signal_tables(connection, cut, signals)
             message = summarise_counts(counts)
@@ -213,9 +231,15 @@ def _run(
             if columns is not None:
                 folder = save_read_model_of_new_cut(connection, run_id, columns)
             clock.lap("read model written")
+            if lab is not None:
+                lab_folder = lab_model.save_lab_read_model_of_new_cut(connection, run_id, lab)
+            del lab
+            clock.lap("lab read model written")
     except BaseException:
         if folder is not None:
-            remove_read_model_folder(folder)
+            remove_read_model_folder(folder)  # the lab read model with it: it is a folder inside
+        if lab_folder is not None:
+            lab_model.remove_lab_read_model_folder(lab_folder)
         raise
     clock.lap("commit")
     quarantine = extract.quarantine.drop(columns=["raw"]).to_dict("records")
@@ -225,6 +249,19 @@ def _run(
     )  # fmt: skip
     result.seconds = clock.laps
     return result
+
+
+def _grade_lab_cut(cut, lb, subject_rows, loaded: bool = True):
+    """The lab read model (:class:`~safety_dash.readmodel.labcut.LabCut`) of the cut being loaded: its LB records
+    (``lb``: as loaded, or read back with :func:`~safety_dash.lab_values.load_cut_lab_records` when ``loaded`` is
+    false) graded against its derived subjects (``subject_rows``, as they are being stored), both in the shape the
+    database gives them, so that the file equals what ``readmodel build`` would grade from the database. Reads
+    nothing from the database (it runs while the cut's rows are written)."""
+    from safety_dash import lab_values  # the analysis and read model floors sit above ingestion
+    from safety_dash.readmodel.labcut import compute_lab_cut
+
+    records = lab_values.prepare_lab_records(lb) if loaded else lb
+    return compute_lab_cut(records, lab_values.prepare_lab_subjects(subject_rows), cut)
 
 
 def describe_files(sources: dict[str, SourceFile]) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ Layout under :func:`read_model_root` (``SAFETY_DASH_DATA_DIR/readmodel``)::
 
     <study>/<run_id>/<derived>/subjects.arrow   the cut's derived subjects (a few MB)
     <study>/<run_id>/<derived>/events.arrow     its derived events in listing order, texts dictionary-encoded
+    <study>/<run_id>/<derived>/labs/            the lab pages' read model (:mod:`~safety_dash.readmodel.labs`)
 
 ``<derived>`` is the time the cut's derivations were written (UTC, ``20261130T101500.123456Z``): a re-derived cut
 gets a new folder, and the old one is removed once it is a day old. Both files are Arrow IPC (Feather v2),
