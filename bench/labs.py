@@ -16,17 +16,26 @@ bench/out/labs/; ``--reuse`` keeps it) a SQLite database holding a study of ``--
 the pipeline (bench/_study.py's DM, EX and a small AE) and the same synthetic LB, ``--records`` records with visits,
 inserted into ``lb_versions`` as one cut's records; signs in and times the eDISH callback over HTTP (and the Labs
 page's and the subject lab panel's) for several views, ``--repeats`` calls each: p50 / p95 server time of the first
-call of a view and of the repeats, and the largest response. The one-off grading of the cut into the worker is
-timed apart. Targets (issue 13): eDISH p95 under 150 ms and under 300 KB per response.
+call of a view and of the repeats, and the largest response. Targets (issue 13): eDISH p95 under 150 ms and under
+300 KB per response.
+
+Since the LB records are inserted behind ingestion's back, the cut's lab read model (empty: the extract had no LB)
+is written again from the database the way ``readmodel build`` does it, in a child process (time and peak memory
+printed). A fresh worker's first Labs page is then timed twice, each in a child process of its own so that its
+peak memory is its own: **graded** (a worker without the lab read model grades the cut's LB records from the
+database, as every worker did before; ``--skip-graded`` leaves it out: minutes and gigabytes) and **file** (the
+worker opens the lab read model). The read model goes beside the database (``--workdir``/data).
 
 Run: .venv/bin/python bench/labs.py [--subjects 20000] [--records 4000000] [--repeat 3]
-     .venv/bin/python bench/labs.py --callbacks-only [--reuse] [--repeats 5]
+     .venv/bin/python bench/labs.py --callbacks-only [--reuse] [--repeats 5] [--skip-graded]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -128,7 +137,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="(c): calls per callback and view (the first is cold)")
     parser.add_argument("--reuse", action="store_true", help="(c): use the database built by the last run")
     parser.add_argument("--workdir", type=Path, default=Path(__file__).resolve().parent / "out" / "labs")
+    parser.add_argument("--skip-graded", action="store_true", help="(c): do not time a worker grading the cut itself")
+    parser.add_argument("--probe-worker", choices=("graded", "file"), help=argparse.SUPPRESS)
+    parser.add_argument("--write-labs", type=int, metavar="RUN_ID", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    # The read model goes beside the benchmark's database; the child processes inherit the setting.
+    os.environ["SAFETY_DASH_DATA_DIR"] = str((args.workdir / "data").resolve())
+    if args.probe_worker:
+        probe_worker(args.workdir, args.probe_worker)
+        return
+    if args.write_labs:
+        write_lab_read_model(args.workdir, args.write_labs)
+        return
     if not args.callbacks_only:
         bench_metrics(args)
     if args.callbacks or args.callbacks_only:
@@ -257,40 +277,164 @@ def callback_views(study: str, cut: int, cohorts: list[str], subjects: list[str]
     return calls
 
 
-def bench_callbacks(args) -> None:
-    """(c): build or reuse the database, grade the cut into this process once, then time the callbacks."""
+def _database_url(workdir: Path) -> str:
+    return f"sqlite:///{workdir / 'labs.db'}"
+
+
+def _bench_app(url: str):
+    """The web app on ``url`` and a test client signed in as the benchmark's user."""
     import dataclasses
 
-    from bench.callbacks import percentile
     from safety_dash.config import load_settings
-    from safety_dash.db.engine import get_engine
-    from safety_dash.views.labs import load_lab_cut
     from safety_dash.web.app import create_app
-    from safety_dash.web.dashcall import call_callback
-    from safety_dash.web.data import resolve_state
-    from safety_dash.web.state import ViewState
 
-    url = f"sqlite:///{args.workdir / 'labs.db'}"
-    if not (args.reuse and (args.workdir / "labs.db").exists()):
-        url = build_callback_database(args.workdir, args.subjects, args.records)
     settings = dataclasses.replace(load_settings(), database_url=url, secret_key="bench-secret", session_minutes=60.0)
     app = create_app(settings)
-    engine = get_engine(url)
-    _, cut = resolve_state(engine, ViewState())
-    before_mb = _resident_mb()
-    started = time.perf_counter()
-    lab = load_lab_cut(engine, cut.run_id, cut.derived_at)
-    n_records = len(lab.records)
-    print(f"\n(c) cut {cut.run_id}: {n_records:,} LB records of {len(lab.subject_ids):,} subjects graded into the "
-          f"worker once in {time.perf_counter() - started:.1f} s; kept: {_kept_mb(lab):.0f} MB; resident "
-          f"{before_mb:.0f} MB before, {_resident_mb():.0f} MB after, peak {_resident_mb('VmHWM'):.0f} MB"
-          f"{'' if args.reuse else ' (the peak includes building the database: use --reuse)'}")  # fmt: skip
-
     client = app.server.test_client()
     client.get("/login")
     with client.session_transaction() as session:
         token = session["csrf_token"]
     client.post("/login", data={"username": USER, "password": PASSWORD, "csrf_token": token})
+    return app, client
+
+
+def _lab_file_state(url: str) -> tuple[int, str]:
+    """The newest cut's run id and its lab read model: 'missing', 'empty' (no LB record) or 'present'."""
+    import pyarrow as pa
+
+    from safety_dash.db.engine import get_engine
+    from safety_dash.readmodel import load_cut, read_model_root
+    from safety_dash.readmodel.labs import RECORDS_FILE, lab_folder
+    from safety_dash.web.data import resolve_state
+    from safety_dash.web.state import ViewState
+
+    engine = get_engine(url)
+    _, cut = resolve_state(engine, ViewState())
+    path = lab_folder(read_model_root(), load_cut(engine, cut.run_id)) / RECORDS_FILE
+    if not path.is_file():
+        return cut.run_id, "missing"
+    with pa.memory_map(str(path)) as source:  # the row count only: nothing of the file is read into this process
+        rows = sum(batch.num_rows for batch in pa.ipc.open_file(source).read_all().to_batches())
+    return cut.run_id, "present" if rows else "empty"
+
+
+def write_lab_read_model(workdir: Path, run_id: int) -> None:
+    """(child process) ``readmodel build --cut run_id``, after removing the cut's lab read model written at
+    ingestion (the LB records were inserted afterwards); then this process's peak memory, as JSON."""
+    import shutil
+
+    from safety_dash.db.engine import get_engine
+    from safety_dash.readmodel import load_cut, read_model_root, run_build_command
+    from safety_dash.readmodel.labs import lab_folder
+
+    url = _database_url(workdir)
+    shutil.rmtree(lab_folder(read_model_root(), load_cut(get_engine(url), run_id)), ignore_errors=True)
+    started = time.perf_counter()
+    code = run_build_command(url, None, run_id, False)
+    print(json.dumps({"exit": code, "seconds": time.perf_counter() - started, "peak_mb": _resident_mb("VmHWM")}))
+
+
+def probe_worker(workdir: Path, mode: str) -> None:
+    """(child process) A fresh worker's first Labs page: the cut's lab values read into it (``mode`` 'graded': from
+    the database, as without a lab read model; 'file': from the read model), then the page's two callbacks (table,
+    test panels); seconds and memory, as JSON."""
+    from safety_dash.db.engine import get_engine
+    from safety_dash.views import labs as views
+    from safety_dash.web import ids
+    from safety_dash.web.dashcall import call_callback
+    from safety_dash.web.data import resolve_state
+    from safety_dash.web.state import ViewState, state_to_search
+
+    if mode == "graded":
+        views.open_lab_cut = lambda root, cut: None  # a worker of before: no lab read model to open
+    url = _database_url(workdir)
+    app, client = _bench_app(url)
+    engine = get_engine(url)
+    _, cut = resolve_state(engine, ViewState())
+    search = {"url.search": state_to_search(ViewState(study=cut.study_id, cut=cut.run_id))}
+    before_mb = _resident_mb()
+    started = time.perf_counter()
+    lab = views.load_lab_cut(engine, cut.run_id, cut.derived_at)
+    ready = time.perf_counter() - started
+    answers = [call_callback(client, app, output, search) for output in (f"{ids.LABS_TABLE}.rowData",
+                                                                        f"{ids.LABS_BOX}.figure")]  # fmt: skip
+    if any(answer.status != 200 for answer in answers):
+        raise SystemExit(f"the Labs page answered {[answer.status for answer in answers]}")
+    print(json.dumps({"mode": mode, "records": len(lab.records), "ready_s": ready,
+                      "page_s": time.perf_counter() - started, "callbacks_s": [a.seconds for a in answers],
+                      "before_mb": before_mb, "after_mb": _resident_mb(), "peak_mb": _resident_mb("VmHWM"),
+                      "kept_mb": _kept_mb(lab)}))  # fmt: skip
+
+
+def _child(workdir: Path, *options: str) -> dict:
+    """Run this script with ``options`` in a child process; the JSON of its last line."""
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--workdir", str(workdir), *options],
+                          capture_output=True, text=True, env=os.environ.copy(), check=False)  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(options)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    lines = done.stdout.strip().splitlines()
+    for line in lines[:-1]:
+        print(f"    {line}", flush=True)
+    return json.loads(lines[-1])
+
+
+def bench_first_labs_page(args, url: str, built: bool) -> None:
+    """Write the cut's lab read model where it is stale or missing (as ``readmodel build`` does), then time a fresh
+    worker's first Labs page graded from the database and opened from the file, each in its own process."""
+    run_id, state = _lab_file_state(url)
+    if built or state != "present":
+        print(f"\nlab read model of cut {run_id} ({state}, the LB records inserted after ingestion): written from the "
+              "database as `readmodel build` does", flush=True)  # fmt: skip
+        written = _child(args.workdir, "--write-labs", str(run_id))
+        if written["exit"] != 0:
+            raise SystemExit("readmodel build failed")
+        print(f"    readmodel build: {written['seconds']:.1f} s, peak {written['peak_mb']:,.0f} MB", flush=True)
+    print("\na fresh worker's first Labs page (lab values into the worker, then the table and test callbacks):")
+    for mode in ("graded", "file"):
+        if mode == "graded" and args.skip_graded:
+            print("  graded: skipped (--skip-graded)")
+            continue
+        probe = _child(args.workdir, "--probe-worker", mode)
+        print(f"  {mode:6} ({'from the database' if mode == 'graded' else 'lab read model'}): {probe['records']:,} "
+              f"records ready in {probe['ready_s']:.2f} s, first Labs page {probe['page_s']:.2f} s; resident "
+              f"{probe['before_mb']:,.0f} MB before, {probe['after_mb']:,.0f} MB after, peak "
+              f"{probe['peak_mb']:,.0f} MB; the cut's frames {probe['kept_mb']:,.0f} MB "
+              f"({'its own' if mode == 'graded' else 'records mapped from the file: shared'})",
+              flush=True)  # fmt: skip
+
+
+def bench_callbacks(args) -> None:
+    """(c): build or reuse the database, write the cut's lab read model, time a fresh worker's first Labs page both
+    ways, then open the cut in this process and time the callbacks."""
+    from bench.callbacks import percentile
+    from safety_dash.db.engine import get_engine
+    from safety_dash.readmodel.cuts import load_cut
+    from safety_dash.readmodel.files import read_model_root
+    from safety_dash.readmodel.labs import lab_folder
+    from safety_dash.views.labs import load_lab_cut
+    from safety_dash.web.dashcall import call_callback
+    from safety_dash.web.data import resolve_state
+    from safety_dash.web.state import ViewState
+
+    url = _database_url(args.workdir)
+    built = not (args.reuse and (args.workdir / "labs.db").exists())
+    if built:
+        url = build_callback_database(args.workdir, args.subjects, args.records)
+    bench_first_labs_page(args, url, built)
+    app, client = _bench_app(url)
+    engine = get_engine(url)
+    _, cut = resolve_state(engine, ViewState())
+    from_file = (lab_folder(read_model_root(), load_cut(engine, cut.run_id)) / "records.arrow").is_file()
+    before_mb = _resident_mb()
+    started = time.perf_counter()
+    lab = load_lab_cut(engine, cut.run_id, cut.derived_at)
+    n_records = len(lab.records)
+    how = "opened from its lab read model" if from_file else "graded into the worker"
+    print(f"\n(c) cut {cut.run_id}: {n_records:,} LB records of {len(lab.subject_ids):,} subjects {how} in "
+          f"{time.perf_counter() - started:.1f} s; kept: {_kept_mb(lab):.0f} MB; resident "
+          f"{before_mb:.0f} MB before, {_resident_mb():.0f} MB after, peak {_resident_mb('VmHWM'):.0f} MB"
+          f"{'' if args.reuse else ' (the peak includes building the database: use --reuse)'}")  # fmt: skip
+
     cohorts = [g for g in lab.groups if g != "(missing)"]
     cases = lab.hys_law.loc[lab.hys_law["HYS_LAW"], "USUBJID"].tolist()
     subjects = (cases[:1] + lab.subject_ids[[7, len(lab.subject_ids) // 2]].tolist())[:3]
