@@ -142,6 +142,16 @@ def test_the_gunicorn_settings_serve_on_loopback_with_workers_that_load_the_app_
     assert "%(q)s" not in config["access_log_format"] and "%(r)s" not in config["access_log_format"]
 
 
+def test_the_gunicorn_workers_cap_their_malloc_arenas():
+    import platform
+
+    config = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
+    assert callable(config["post_fork"])
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip(f"the C library here is {platform.libc_ver()[0] or 'unknown'}, not glibc: nothing to cap")
+    assert config["limit_malloc_arenas"](8) is True  # glibc accepted the setting (8: its default on 1 core)
+
+
 def test_the_systemd_units_run_the_web_workers_and_the_scheduler_apart():
     web = (ROOT / "deploy" / "safety-dash-web.service").read_text(encoding="utf-8")
     scheduler = (ROOT / "deploy" / "safety-dash-scheduler.service").read_text(encoding="utf-8")
