@@ -190,14 +190,17 @@ def _run(
             with bulk_insert_meanwhile(connection, loaded.versions):
                 derived = analysis.compute_cut_derivations(cut, loaded.frames)
                 clock.lap("load, derivations computed meanwhile")
-                # The lab pages' read model, graded from the LB records in hand while their versions are written.
+                # The lab pages' read model, graded from the LB records in hand while their versions are written;
+                # DM, EX and AE are derived, their frames let go first (the rows being written are apart).
+                lb_kept = "lb" not in loaded.frames  # an extract without LB leaves the stored LB records as they were
+                frames = {"lb": loaded.frames["lb"]} if not lb_kept else {}
+                loaded.frames.clear()
                 lab = None
-                if "lb" in loaded.frames:
+                if frames:
                     lab = lab_model.compute_new_cut_lab(
-                        functools.partial(_grade_lab_cut, cut, loaded.frames["lb"], derived.subject_rows)
+                        functools.partial(_grade_loaded_lab_cut, cut, frames, derived.subject_rows)
                     )
                     clock.lap("lab values graded meanwhile")
-            lb_kept = "lb" not in loaded.frames  # an extract without LB leaves the stored LB records as they were
             del loaded
             clock.lap("load written")
             if lb_kept:  # read back (they are the earlier cuts'), graded while the derivations are written
@@ -212,7 +215,7 @@ def _run(
                 signals = signal_store.compute_stored_signals(cut, derived.subjects, derived.events, history)
                 if lb_kept and lb_records is not None:
                     lab = lab_model.compute_new_cut_lab(
-                        functools.partial(_grade_lab_cut, cut, lb_records, derived.subject_rows, loaded=False)
+                        functools.partial(_grade_lab_cut, cut, lb_records, derived.subject_rows)
                     )
                     del lb_records
             del derived
@@ -251,17 +254,27 @@ def _run(
     return result
 
 
-def _grade_lab_cut(cut, lb, subject_rows, loaded: bool = True):
-    """The lab read model (:class:`~safety_dash.readmodel.labcut.LabCut`) of the cut being loaded: its LB records
-    (``lb``: as loaded, or read back with :func:`~safety_dash.lab_values.load_cut_lab_records` when ``loaded`` is
-    false) graded against its derived subjects (``subject_rows``, as they are being stored), both in the shape the
-    database gives them, so that the file equals what ``readmodel build`` would grade from the database. Reads
-    nothing from the database (it runs while the cut's rows are written)."""
+def _grade_lab_cut(cut, records, subject_rows):
+    """The lab read model (:class:`~safety_dash.readmodel.labcut.LabCut`) of the cut being loaded: its LB
+    ``records`` (in the shape :func:`~safety_dash.lab_values.load_cut_lab_records` gives them) graded against its
+    derived subjects (``subject_rows``, as they are being stored, given the shape the database gives them), so that
+    the file equals what ``readmodel build`` would grade from the database. Reads nothing from the database (it
+    runs while the cut's rows are written)."""
     from safety_dash import lab_values  # the analysis and read model floors sit above ingestion
     from safety_dash.readmodel.labcut import compute_lab_cut
 
-    records = lab_values.prepare_lab_records(lb) if loaded else lb
     return compute_lab_cut(records, lab_values.prepare_lab_subjects(subject_rows), cut)
+
+
+def _grade_loaded_lab_cut(cut, frames, subject_rows):
+    """:func:`_grade_lab_cut` of the LB records just loaded, ``frames["lb"]``: taken out of ``frames`` and let go
+    once they are in the database's shape (:func:`~safety_dash.lab_values.prepare_lab_records`)."""
+    from safety_dash import lab_values
+
+    loaded = frames.pop("lb")
+    records = lab_values.prepare_lab_records(loaded)
+    del loaded
+    return _grade_lab_cut(cut, records, subject_rows)
 
 
 def describe_files(sources: dict[str, SourceFile]) -> list[dict[str, Any]]:
