@@ -363,7 +363,7 @@ def probe_worker(workdir: Path, mode: str) -> None:
     print(json.dumps({"mode": mode, "records": len(lab.records), "ready_s": ready,
                       "page_s": time.perf_counter() - started, "callbacks_s": [a.seconds for a in answers],
                       "before_mb": before_mb, "after_mb": _resident_mb(), "peak_mb": _resident_mb("VmHWM"),
-                      "kept_mb": _kept_mb(lab)}))  # fmt: skip
+                      "own_mb": _resident_mb("RssAnon"), "kept_mb": _kept_mb(lab)}))  # fmt: skip
 
 
 def _child(workdir: Path, *options: str) -> dict:
@@ -397,8 +397,9 @@ def bench_first_labs_page(args, url: str, built: bool) -> None:
         probe = _child(args.workdir, "--probe-worker", mode)
         print(f"  {mode:6} ({'from the database' if mode == 'graded' else 'lab read model'}): {probe['records']:,} "
               f"records ready in {probe['ready_s']:.2f} s, first Labs page {probe['page_s']:.2f} s; resident "
-              f"{probe['before_mb']:,.0f} MB before, {probe['after_mb']:,.0f} MB after, peak "
-              f"{probe['peak_mb']:,.0f} MB; the cut's frames {probe['kept_mb']:,.0f} MB "
+              f"{probe['before_mb']:,.0f} MB before, {probe['after_mb']:,.0f} MB after ({probe['own_mb']:,.0f} MB "
+              f"its own, the rest mapped files and libraries), peak {probe['peak_mb']:,.0f} MB; the cut's frames "
+              f"{probe['kept_mb']:,.0f} MB "
               f"({'its own' if mode == 'graded' else 'records mapped from the file: shared'})",
               flush=True)  # fmt: skip
 
@@ -475,7 +476,7 @@ def bench_callbacks(args) -> None:
 
 
 def _resident_mb(field: str = "VmRSS") -> float:
-    """This process's resident memory (VmRSS) or its peak (VmHWM) in MB, from /proc (Linux)."""
+    """This process's resident memory (VmRSS), its peak (VmHWM) or its own part (RssAnon) in MB, from /proc (Linux)."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
