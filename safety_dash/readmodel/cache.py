@@ -12,14 +12,18 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
-from safety_dash.readmodel.cuts import load_cut
+from safety_dash.readmodel.cuts import CutInfo, load_cut
 from safety_dash.readmodel.files import EVENTS_FILE, cut_folder, open_cut_frames, read_model_root
 from safety_dash.readmodel.frames import CutFrames, frames_from_database
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FRAME_CACHE_SIZE = 4  # cuts held per worker (the current one, the one before, a shared link's)
 RECHECK_SECONDS = 10.0  # how often a worker holding a cut read from the database looks for its file
@@ -58,28 +62,42 @@ def _cached(key: tuple) -> CutFrames | None:
 
 
 def _read(engine: Engine, run_id: int) -> CutFrames:
-    cut = load_cut(engine, run_id)
+    return open_or_read(engine, run_id, "read model", open_cut_frames, frames_from_database,
+                        "reading it from the database (slow for a large cut)")  # fmt: skip
+
+
+def open_or_read(
+    bind,
+    run_id: int,
+    name: str,
+    open_file: Callable[[Path, CutInfo], T | None],
+    from_database: Callable[[Any, CutInfo], T],
+    fallback: str,
+) -> T:
+    """What a worker holds of cut ``run_id``: ``open_file(root, cut)`` from the read model, else (no file, or one
+    that cannot be opened) ``from_database(bind, cut)``, logged with ``fallback`` (what that costs) and the command
+    that writes the file. ``name`` names the file in the log ("read model", "lab read model"). Raises
+    ``ValueError`` for a run that is not a cut."""
+    cut = load_cut(bind, run_id)
     if cut is None:
         raise ValueError(f"data cut {run_id} does not exist; `python -m safety_dash ingest` lists the run ids it makes")
     started = time.perf_counter()
-    root = None
+    root = found = None
     try:
         root = read_model_root()
-        frames = open_cut_frames(root, cut)
+        found = open_file(root, cut)
     except Exception:  # a damaged or mismatched file: the database still has the cut
-        log.exception("the read model of cut %s under %s could not be opened; reading the database", run_id, root)
-        frames = None
-    if frames is not None:
-        log.info("cut %s opened from its read model in %.2f s", run_id, time.perf_counter() - started)
-        return frames
+        log.exception("the %s of cut %s under %s could not be opened; using the database", name, run_id, root)
+    if found is not None:
+        log.info("cut %s opened from its %s in %.2f s", run_id, name, time.perf_counter() - started)
+        return found
     log.warning(
-        "cut %s of study %s has no read model under %s: reading it from the database (slow for a large cut); "
-        "`python -m safety_dash readmodel build --cut %s` writes it",
-        run_id, cut.study_id, root, run_id,
+        "cut %s of study %s has no %s under %s: %s; `python -m safety_dash readmodel build --cut %s` writes it",
+        run_id, cut.study_id, name, root, fallback, run_id,
     )  # fmt: skip
-    frames = frames_from_database(engine, cut)
-    log.info("cut %s read from the database in %.1f s", run_id, time.perf_counter() - started)
-    return frames
+    found = from_database(bind, cut)
+    log.info("cut %s: %s from the database in %.1f s", run_id, name, time.perf_counter() - started)
+    return found
 
 
 def load_frames(engine: Engine, run_id: int, derived_at: str) -> CutFrames:

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import threading
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,13 +27,10 @@ import pandas as pd
 
 from safety_dash.metrics.labs import DIRECTIONS, GRADED, TOLERANCE
 from safety_dash.metrics.rates import ALL_GROUP
-from safety_dash.readmodel.cuts import load_cut
-from safety_dash.readmodel.files import read_model_root
+from safety_dash.readmodel.cache import open_or_read
 from safety_dash.readmodel.labcut import LabCut, load_graded_lab_cut
 from safety_dash.readmodel.labs import open_lab_cut
 from safety_dash.views.ordering import order_groups
-
-log = logging.getLogger(__name__)
 
 LAB_CACHE_SIZE = 3  # cuts whose lab values a process holds: the current one, the one before, a shared link's
 RESULT_CACHE_SIZE = 128
@@ -52,28 +47,9 @@ MAX_BOX_POINTS = 600  # of them, the most extreme
 
 def _read_lab_cut(bind, run_id: int) -> LabCut:
     """The :class:`LabCut` of cut ``run_id`` from its lab read model file, else graded from the database (logged)."""
-    cut = load_cut(bind, run_id)
-    if cut is None:
-        raise ValueError(f"data cut {run_id} does not exist; `python -m safety_dash ingest` lists the run ids it makes")
-    started = time.perf_counter()
-    root = None
-    try:
-        root = read_model_root()
-        lab = open_lab_cut(root, cut)
-    except Exception:  # a damaged or mismatched file: the database still has the cut
-        log.exception("the lab read model of cut %s under %s could not be opened; grading the database", run_id, root)
-        lab = None
-    if lab is not None:
-        log.info("lab values of cut %s opened from the read model in %.2f s", run_id, time.perf_counter() - started)
-        return lab
-    log.warning(
-        "cut %s of study %s has no lab read model under %s: grading its LB records from the database (minutes and "
-        "gigabytes for a large cut); `python -m safety_dash readmodel build --cut %s` writes it",
-        run_id, cut.study_id, root, run_id,
-    )  # fmt: skip
-    lab = load_graded_lab_cut(bind, run_id)
-    log.info("lab values of cut %s graded from the database in %.1f s", run_id, time.perf_counter() - started)
-    return lab
+    return open_or_read(bind, run_id, "lab read model", open_lab_cut,
+                        lambda bind, cut: load_graded_lab_cut(bind, cut.run_id),
+                        "grading its LB records from the database (minutes and gigabytes for a large cut)")  # fmt: skip
 
 
 @functools.lru_cache(maxsize=LAB_CACHE_SIZE)
